@@ -1,0 +1,62 @@
+"""The GatewaySimulator actor pool, and the Gateway adapter that shards use to call it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import ray
+from ray.exceptions import RayError
+
+from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
+from raypay.adapters.redis_store import connect
+from raypay.errors import GatewayUnavailable
+from raypay.ports import ChargeRequest, ChargeResult
+from raypay.settings import Settings
+from raypay.sharding import shard_for
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
+class GatewaySimulatorActor:
+    """One simulated card processor; its ledger lives in Redis, so a restart loses nothing."""
+
+    def __init__(self, settings: Settings, config: SimulatorConfig) -> None:
+        redis = connect(settings.redis_url, settings.redis_timeout_s)
+        self.simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), config)
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge once per idempotency key; a repeated key returns the first result."""
+        return await self.simulator.charge(request)
+
+    async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
+        """The earlier charge's result, or close the key with an ``abandoned`` decline."""
+        return await self.simulator.resolve_charge(idempotency_key)
+
+    async def ping(self) -> str:
+        return "ok"
+
+
+class ActorPoolGateway:
+    """The Gateway port over the simulator pool: one key always goes to one actor,
+    and a call that takes longer than ``timeout_s`` is a GatewayUnavailable."""
+
+    def __init__(self, pool: list[ray.actor.ActorHandle], timeout_s: float) -> None:
+        self.pool, self.timeout_s = pool, timeout_s
+
+    def _actor(self, key: str) -> ray.actor.ActorHandle:
+        return self.pool[shard_for(key, len(self.pool))]
+
+    async def _call(self, ref: ray.ObjectRef) -> ChargeResult:
+        try:
+            return await asyncio.wait_for(ref, self.timeout_s)
+        except TimeoutError as exc:
+            raise GatewayUnavailable(f"gateway did not answer within {self.timeout_s}s") from exc
+        except GatewayUnavailable:
+            raise
+        except RayError as exc:
+            raise GatewayUnavailable(f"gateway actor unavailable: {type(exc).__name__}") from exc
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        return await self._call(self._actor(request.idempotency_key).charge.remote(request))
+
+    async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
+        return await self._call(self._actor(idempotency_key).resolve_charge.remote(idempotency_key))

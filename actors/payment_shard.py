@@ -1,0 +1,111 @@
+"""The PaymentActor shard: owns the orders whose orderId hashes to it.
+
+Inside, one asyncio lock per order: requests for one order run one after another,
+different orders run concurrently. The durable truth is Redis, so a restarted shard
+picks up where its predecessor left off: its sweep settles payments left pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from datetime import UTC, datetime, timedelta
+
+import ray
+
+from actors.gateway import ActorPoolGateway
+from raypay.adapters.redis_store import (
+    Keys,
+    RedisOrders,
+    RedisPayments,
+    RedisReservations,
+    connect,
+)
+from raypay.errors import RaypayError
+from raypay.model import PaymentRequest
+from raypay.settings import Settings
+from raypay.sharding import shard_for
+from raypay.workflow import Deps, pay, settle_pending
+
+log = logging.getLogger("raypay.shard")
+
+
+class UtcClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=2000)
+class PaymentActor:
+    async def __init__(
+        self,
+        index: int,
+        shards: int,
+        settings: Settings,
+        gateways: list[ray.actor.ActorHandle],
+        sweep_after_s: float = 60.0,
+    ) -> None:
+        self.index, self.shards = index, shards
+        redis = connect(settings.redis_url, settings.redis_timeout_s)
+        keys = Keys(settings.key_prefix)
+        self.payments = RedisPayments(redis, keys)
+        self.deps = Deps(
+            orders=RedisOrders(redis, keys),
+            reservations=RedisReservations(redis, keys),
+            payments=self.payments,
+            gateway=ActorPoolGateway(gateways, settings.gateway_timeout_s),
+            clock=UtcClock(),
+        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.in_flight = 0
+        self.sweep_after = timedelta(seconds=sweep_after_s)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    def _lock(self, order_id: str) -> asyncio.Lock:
+        lock = self._locks.get(order_id)
+        if lock is None:
+            lock = self._locks[order_id] = asyncio.Lock()
+        return lock
+
+    async def pay(self, request: PaymentRequest) -> tuple[dict, bool]:
+        """Run the payment workflow for one order under its lock.
+
+        Returns (payment object, replayed); raises a RaypayError for every other outcome.
+        """
+        lock = self._lock(request.order_id)
+        self.in_flight += 1
+        try:
+            async with lock:
+                outcome = await pay(request, self.deps)
+        finally:
+            self.in_flight -= 1
+        return outcome.payment.to_api(), outcome.replayed
+
+    async def sweep(self) -> int:
+        """Settle this shard's payments pending for longer than ``sweep_after``."""
+        cutoff = self.deps.clock.now() - self.sweep_after
+        settled = 0
+        for payment in await self.payments.pending_older_than(cutoff):
+            if shard_for(payment.order_id, self.shards) != self.index:
+                continue
+            async with self._lock(payment.order_id):
+                current = await self.payments.get(payment.payment_id)
+                if current is not None and current.status == payment.status:
+                    await settle_pending(current, self.deps)
+                    settled += 1
+        return settled
+
+    async def _sweep_forever(self) -> None:
+        # The first pass runs at start, so a restarted shard settles what its predecessor left.
+        while True:
+            try:
+                if settled := await self.sweep():
+                    log.info("sweep settled %d pending payments", settled)
+            except RaypayError as exc:
+                log.warning("sweep skipped: %s", exc)
+            await asyncio.sleep(max(1.0, self.sweep_after.total_seconds() / 4))
+
+    async def stats(self) -> dict:
+        """In-flight requests of this shard, for readyz and metrics."""
+        return {"shard": self.index, "inFlight": self.in_flight, "orders": len(self._locks)}

@@ -1,0 +1,62 @@
+"""The one shared KafkaProducer actor: relays the Redis outbox to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import ray
+
+from raypay.adapters.kafka_sink import KafkaSink, SinkUnavailable
+from raypay.adapters.outbox import OutboxRelay
+from raypay.adapters.redis_store import Keys, connect
+from raypay.errors import StoreUnavailable
+from raypay.events import FAILED, SUCCEEDED
+from raypay.settings import Settings
+
+log = logging.getLogger("raypay.producer")
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=100)
+class KafkaProducerActor:
+    """Owns the aiokafka producer and the relay loop; starts it when the actor starts
+    (again after a restart), so pending outbox entries are always picked up."""
+
+    async def __init__(self, settings: Settings) -> None:
+        # The relay blocks on XREADGROUP, so its client gets a longer socket timeout.
+        redis = connect(settings.redis_url, max(settings.redis_timeout_s, 2.0))
+        topics = {SUCCEEDED: settings.topic_succeeded, FAILED: settings.topic_failed}
+        self.sink = KafkaSink(settings.kafka_bootstrap_servers, topics, settings.kafka_idempotence)
+        self.relay = OutboxRelay(redis, Keys(settings.key_prefix), self.sink)
+        self._stop = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self.relay.run(self._stop))
+
+    async def status(self) -> dict:
+        """Broker reachability, outbox depth and relay counters, for readyz and metrics."""
+        broker_error = redis_error = None
+        depth, oldest_age_s = 0, 0.0
+        try:
+            await self.sink.ping()
+        except SinkUnavailable as exc:
+            broker_error = str(exc)
+        try:
+            depth, oldest_age_s = await self.relay.depth()
+        except StoreUnavailable as exc:
+            redis_error = str(exc)
+        return {
+            "broker": broker_error is None,
+            "brokerError": broker_error,
+            "redis": redis_error is None,
+            "redisError": redis_error,
+            "outboxDepth": depth,
+            "outboxOldestAgeSeconds": round(oldest_age_s, 3),
+            "published": self.relay.published,
+            "publishFailures": self.relay.failures,
+            "lastError": self.relay.last_error,
+        }
+
+    async def stop(self) -> None:
+        """Stop relaying and close the producer (used on shutdown)."""
+        self._stop.set()
+        await self._task
+        await self.sink.stop()

@@ -1,0 +1,65 @@
+"""Named, detached actors: created once, found again by every ingress replica.
+
+Detached so that they outlive the replica that happened to create them; named so
+that a restart of the ingress finds the same shards instead of making new ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ray
+
+from actors.gateway import GatewaySimulatorActor
+from actors.payment_shard import PaymentActor
+from actors.producer import KafkaProducerActor
+from raypay.adapters.gateway_sim import SimulatorConfig
+from raypay.settings import Settings
+
+NAMESPACE = "raypay"
+
+
+@dataclass
+class Topology:
+    shards: list[ray.actor.ActorHandle]
+    gateways: list[ray.actor.ActorHandle]
+    producer: ray.actor.ActorHandle
+
+
+def _named(actor_class, name: str, *args):
+    return actor_class.options(
+        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
+    ).remote(*args)
+
+
+def ensure_actors(
+    settings: Settings,
+    shards: int,
+    gateways: int,
+    simulator: SimulatorConfig,
+    sweep_after_s: float = 60.0,
+) -> Topology:
+    """Get or create the gateway pool, the producer and the shards."""
+    prefix = settings.key_prefix
+    pool = [
+        _named(GatewaySimulatorActor, f"{prefix}-gateway-{i}", settings, simulator)
+        for i in range(gateways)
+    ]
+    producer = _named(KafkaProducerActor, f"{prefix}-producer", settings)
+    shard_handles = [
+        _named(PaymentActor, f"{prefix}-shard-{i}", i, shards, settings, pool, sweep_after_s)
+        for i in range(shards)
+    ]
+    return Topology(shard_handles, pool, producer)
+
+
+def kill_actors(settings: Settings, shards: int, gateways: int) -> None:
+    """Remove the detached actors (tests, and `raypay up` on shutdown)."""
+    prefix = settings.key_prefix
+    names = [f"{prefix}-shard-{i}" for i in range(shards)]
+    names += [f"{prefix}-gateway-{i}" for i in range(gateways)] + [f"{prefix}-producer"]
+    for name in names:
+        try:
+            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+        except ValueError:
+            pass

@@ -1,0 +1,1 @@
+"""The Ray Serve HTTP ingress: routes, request/response models, problem+json errors."""

@@ -1,0 +1,83 @@
+"""The one table that maps errors to problem+json responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from deployments.models import problem
+from raypay.errors import PaymentDeclined, RaypayError, Unavailable, problem_code
+
+log = logging.getLogger("raypay.ingress")
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+def from_error(error: RaypayError) -> JSONResponse:
+    extra = dict(error.extra)
+    headers = None
+    if isinstance(error, Unavailable):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    if isinstance(error, PaymentDeclined):
+        extra.setdefault("payment", None)
+    body = problem(error.status, problem_code(error), error.title, error.detail, **extra)
+    return problem_response(body, headers)
+
+
+async def on_raypay_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RaypayError)
+    return from_error(error)
+
+
+async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    errors = error.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return problem_response(
+            problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object")
+        )
+    fields = [
+        {
+            "field": ".".join(str(part) for part in e["loc"] if part != "body"),
+            "message": e["msg"],
+            "type": e["type"],
+        }
+        for e in errors
+    ]
+    detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
+    return problem_response(
+        problem(422, "validation_error", "Request body is invalid", detail, errors=fields)
+    )
+
+
+async def on_http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
+        error.status_code, "http_error"
+    )
+    return problem_response(
+        problem(error.status_code, code, str(error.detail), str(error.detail)),
+        dict(error.headers or {}),
+    )
+
+
+async def on_unexpected(_: Request, error: Exception) -> JSONResponse:
+    # Never a stack trace or an internal host name in a response; the log has it.
+    log.exception("unexpected error", exc_info=error)
+    return problem_response(
+        problem(500, "internal_error", "Internal error", "An unexpected error occurred")
+    )
+
+
+def install(api: FastAPI) -> None:
+    api.add_exception_handler(RaypayError, on_raypay_error)
+    api.add_exception_handler(RequestValidationError, on_validation_error)
+    api.add_exception_handler(HTTPException, on_http_error)
+    api.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,1 @@
+"""Adapters: the ports' implementations (Redis stores and outbox, gateway simulator, Kafka sink)."""

@@ -1,0 +1,162 @@
+"""The gateway simulator: a Gateway adapter with a durable charge ledger.
+
+Outcomes follow well-known test tokens first, then a seeded decline rate:
+
+    pm_card_visa, pm_card_mastercard, pm_card_amex     approved
+    pm_card_chargeDeclined                             card_declined
+    pm_card_chargeDeclinedInsufficientFunds            insufficient_funds
+    pm_card_chargeDeclinedExpiredCard                  expired_card
+    pm_card_chargeDeclinedFraudulent                   fraudulent
+    pm_card_timeout          charged, but the answer is held past the caller's timeout
+    pm_card_error            gateway error, nothing charged (retriable)
+    anything else            declined (card_declined) with probability decline_rate
+
+The ledger (Redis, SET NX per idempotency key) makes a repeated key return the first
+result and survives simulator restarts, like a real gateway's idempotency store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from raypay.adapters.redis_store import translated
+from raypay.errors import GatewayUnavailable
+from raypay.ports import ChargeRequest, ChargeResult
+
+DECLINES = {
+    "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": (
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+    "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
+    "pm_card_chargeDeclinedFraudulent": ("fraudulent", "Your card was declined."),
+}
+ALWAYS_APPROVED = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_card_amex"})
+TIMEOUT_TOKEN = "pm_card_timeout"
+ERROR_TOKEN = "pm_card_error"
+ABANDONED = ChargeResult(
+    approved=False,
+    decline_code="abandoned",
+    message="The payment attempt was interrupted before the gateway charged it",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    decline_rate: float = 0.0
+    seed: int = 42
+    timeout_hold_s: float = 30.0
+
+
+class ChargeLedger(Protocol):
+    async def get(self, key: str) -> ChargeResult | None: ...
+
+    async def record(
+        self, key: str, result: ChargeResult, reference: str, counted: bool = True
+    ) -> ChargeResult:
+        """Store ``result`` for ``key`` unless one is stored; return the stored one.
+        ``counted`` says whether it was a charge attempt (a void is not)."""
+
+
+_RECORD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  if ARGV[3] == '1' then
+    redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+    redis.call('INCR', KEYS[3])
+  end
+  return ARGV[1]
+end
+return redis.call('GET', KEYS[1])
+"""
+
+
+class RedisChargeLedger:
+    """``{p}:gw:charge:{key}`` holds each result; ``{p}:gw:charges`` counts charges
+    per reference (orderId) and ``{p}:gw:charges:total`` in all."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis, self.prefix = redis, prefix
+        self._record = redis.register_script(_RECORD)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:gw:charge:{key}"
+
+    async def get(self, key: str) -> ChargeResult | None:
+        async with translated():
+            raw = await self.redis.get(self._key(key))
+        return ChargeResult(**json.loads(raw)) if raw else None
+
+    async def record(
+        self, key: str, result: ChargeResult, reference: str, counted: bool = True
+    ) -> ChargeResult:
+        async with translated():
+            raw = await self._record(
+                keys=[
+                    self._key(key),
+                    f"{self.prefix}:gw:charges",
+                    f"{self.prefix}:gw:charges:total",
+                ],
+                args=[json.dumps(asdict(result)), reference, "1" if counted else "0"],
+            )
+        return ChargeResult(**json.loads(raw))
+
+
+def approve(rng: random.Random) -> ChargeResult:
+    return ChargeResult(
+        approved=True, transaction_id=f"txn_{uuid.UUID(int=rng.getrandbits(128)).hex}"
+    )
+
+
+class GatewaySimulator:
+    """A Gateway that decides like a test-mode card processor and charges once per key."""
+
+    def __init__(self, ledger: ChargeLedger, config: SimulatorConfig) -> None:
+        self.ledger, self.config = ledger, config
+
+    def decide(self, request: ChargeRequest) -> ChargeResult:
+        """The outcome for a request, reproducible from the seed and the key."""
+        token = request.payment_method
+        rng = random.Random(f"{self.config.seed}:{request.idempotency_key}")
+        if token in DECLINES:
+            code, message = DECLINES[token]
+            return ChargeResult(approved=False, decline_code=code, message=message)
+        if token in ALWAYS_APPROVED or token == TIMEOUT_TOKEN:
+            return approve(rng)
+        if rng.random() < self.config.decline_rate:
+            return ChargeResult(
+                approved=False, decline_code="card_declined", message="Your card was declined."
+            )
+        return approve(rng)
+
+    def latency_s(self, request: ChargeRequest) -> float:
+        rng = random.Random(f"latency:{self.config.seed}:{request.idempotency_key}")
+        return (self.config.latency_ms + rng.random() * self.config.jitter_ms) / 1000
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        if (earlier := await self.ledger.get(request.idempotency_key)) is not None:
+            return earlier
+        if request.payment_method == ERROR_TOKEN:
+            raise GatewayUnavailable("simulated gateway error, nothing was charged")
+        if (delay := self.latency_s(request)) > 0:
+            await asyncio.sleep(delay)
+        result = await self.ledger.record(
+            request.idempotency_key, self.decide(request), request.reference
+        )
+        if request.payment_method == TIMEOUT_TOKEN:
+            # The charge happened, but its answer is lost in transit: the caller times
+            # out and must settle it by retrying with the same key.
+            await asyncio.sleep(self.config.timeout_hold_s)
+        return result
+
+    async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
+        return await self.ledger.record(idempotency_key, ABANDONED, "", counted=False)

@@ -1,0 +1,150 @@
+"""The one error hierarchy of raypay. Each class carries its stable problem
+``code``, its HTTP ``status`` and whether a client may retry it unchanged.
+
+    RaypayError
+    ├── Rejected                      4xx: do not retry unchanged
+    │   ├── InvalidRequest            400/422 invalid_json, validation_error
+    │   ├── OrderNotFound             404 order_not_found
+    │   ├── ReservationNotFound       404 reservation_not_found
+    │   ├── PaymentNotFound           404 payment_not_found
+    │   ├── ReservationInactive       409 reservation_inactive
+    │   ├── OrderNotPayable           409 order_not_payable
+    │   ├── AmountMismatch            422 amount_mismatch
+    │   ├── IdempotencyKeyReused      422 idempotency_key_reused
+    │   └── PayloadTooLarge           413 payload_too_large
+    ├── PaymentDeclined               402 card_declined, insufficient_funds, ... (+ the payment)
+    └── Unavailable                   503 unavailable, retriable, with Retry-After
+        ├── StoreUnavailable          Redis unreachable or too slow
+        ├── GatewayUnavailable        gateway timeout or error
+        └── ShardUnavailable          a PaymentActor shard is down
+
+Errors cross Ray process boundaries, so every class pickles from its ``args``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class RaypayError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+    retriable: ClassVar[bool] = False
+
+    def __init__(self, detail: str = "", extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra)
+        self.detail = detail or self.title
+        self.extra = dict(extra or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+class Rejected(RaypayError):
+    status = 400
+    title = "Request rejected"
+
+
+class InvalidRequest(Rejected):
+    code = "validation_error"
+    status = 422
+    title = "Request body is invalid"
+
+
+class InvalidJson(InvalidRequest):
+    code = "invalid_json"
+    status = 400
+    title = "Request body is not valid JSON"
+
+
+class OrderNotFound(Rejected):
+    code = "order_not_found"
+    status = 404
+    title = "Order not found"
+
+
+class ReservationNotFound(Rejected):
+    code = "reservation_not_found"
+    status = 404
+    title = "Reservation not found"
+
+
+class PaymentNotFound(Rejected):
+    code = "payment_not_found"
+    status = 404
+    title = "Payment not found"
+
+
+class ReservationInactive(Rejected):
+    code = "reservation_inactive"
+    status = 409
+    title = "Reservation is no longer active"
+
+
+class OrderNotPayable(Rejected):
+    code = "order_not_payable"
+    status = 409
+    title = "Order cannot be paid in its current state"
+
+
+class AmountMismatch(Rejected):
+    code = "amount_mismatch"
+    status = 422
+    title = "Amount or currency differs from the order"
+
+
+class IdempotencyKeyReused(Rejected):
+    code = "idempotency_key_reused"
+    status = 422
+    title = "Idempotency-Key was used with a different request"
+
+
+class PayloadTooLarge(Rejected):
+    code = "payload_too_large"
+    status = 413
+    title = "Request body is too large"
+
+
+class PaymentDeclined(RaypayError):
+    """The gateway declined; ``extra["payment"]`` is the failed payment object."""
+
+    code = "card_declined"
+    status = 402
+    title = "Payment declined"
+
+    def __init__(
+        self, detail: str = "", extra: dict[str, Any] | None = None, decline_code: str = ""
+    ) -> None:
+        super().__init__(detail, extra)
+        self.args = (detail, extra, decline_code)
+        self.decline_code = decline_code or type(self).code
+
+    @property
+    def problem_code(self) -> str:
+        return self.decline_code
+
+
+class Unavailable(RaypayError):
+    code = "unavailable"
+    status = 503
+    title = "Service temporarily unavailable"
+    retriable = True
+    retry_after_s: ClassVar[int] = 1
+
+
+class StoreUnavailable(Unavailable):
+    title = "Payment store temporarily unavailable"
+
+
+class GatewayUnavailable(Unavailable):
+    title = "Payment gateway temporarily unavailable"
+
+
+class ShardUnavailable(Unavailable):
+    title = "Payment shard temporarily unavailable"
+
+
+def problem_code(error: RaypayError) -> str:
+    """The stable code a problem+json body carries for this error."""
+    return getattr(error, "problem_code", error.code)

@@ -1,0 +1,45 @@
+"""The events raypay publishes: ``payment-succeeded`` and ``payment-failed``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from raypay.model import Payment, PaymentStatus, iso
+
+SCHEMA_VERSION = 1
+SUCCEEDED = "payment-succeeded"
+FAILED = "payment-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event for the outbox. ``kind`` picks the topic; ``key`` is the orderId."""
+
+    kind: str
+    key: str
+    value: dict[str, Any]
+
+
+def event_for(payment: Payment, event_id: str, now: datetime) -> Event:
+    """The event a settled payment produces."""
+    fields = payment.to_api()
+    common = {
+        "eventId": event_id,
+        "occurredAt": iso(now),
+        "schemaVersion": SCHEMA_VERSION,
+    }
+    if payment.status is PaymentStatus.SUCCEEDED:
+        value = {"eventType": SUCCEEDED, **common, **fields}
+        return Event(SUCCEEDED, payment.order_id, value)
+    if payment.status is PaymentStatus.FAILED:
+        value = {
+            "eventType": FAILED,
+            **common,
+            **fields,
+            "failureReason": payment.error_code,
+            "attemptedAt": fields["processedAt"],
+        }
+        return Event(FAILED, payment.order_id, value)
+    raise ValueError(f"payment {payment.payment_id} is still {payment.status}")

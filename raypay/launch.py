@@ -1,0 +1,161 @@
+"""Ray and Serve for ``raypay up``: start or join Ray, deploy ``serve_config.yaml``, wait.
+
+The config file goes through the same steps as Serve's own deploy paths (``serve run
+config.yaml`` and the dashboard's ``PUT /api/serve/applications/``): validate it as a
+``ServeDeploySchema``, start Serve with its http/grpc/proxy options, then
+``deploy_apps``. Doing it in-process needs neither the dashboard nor its auth token
+(Ray 2.60 turns token auth on for a new local cluster). Only the HTTP port differs
+from the file: the one actually free is used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from raypay.stack import StackError
+
+CONFIG_NAME = "serve_config.yaml"
+
+
+def find_serve_config(explicit: str | None = None) -> Path:
+    """``explicit``, else serve_config.yaml in the cwd or a parent, else the project's."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise StackError(f"Serve config not found: {path}")
+        return path.resolve()
+    cwd = Path.cwd().resolve()
+    project = Path(__file__).resolve().parents[1]
+    for folder in (cwd, *cwd.parents, project):
+        if (folder / CONFIG_NAME).is_file():
+            return folder / CONFIG_NAME
+    raise StackError(f"no {CONFIG_NAME} in {cwd}, its parents or {project}; pass --config")
+
+
+def load_serve_config(
+    path: Path, http_port: int | None = None, env_vars: dict[str, str] | None = None
+) -> Any:
+    """Parse the file as a ``ServeDeploySchema``; override the HTTP port, add env vars.
+
+    ``env_vars`` go into every application's ``runtime_env``: needed when joining an
+    existing cluster, whose workers do not inherit this process's environment.
+    """
+    from ray.serve.schema import ServeDeploySchema
+
+    raw = yaml.safe_load(path.read_text()) or {}
+    if http_port is not None:
+        raw.setdefault("http_options", {})["port"] = http_port
+    for app in raw.get("applications", []) if env_vars else []:
+        runtime_env = app.setdefault("runtime_env", {})
+        runtime_env["env_vars"] = {**env_vars, **runtime_env.get("env_vars", {})}
+    return ServeDeploySchema.model_validate(raw)
+
+
+def http_preferences(path: Path) -> tuple[str, int]:
+    """(host, port) the config asks for; Serve's defaults if it says nothing."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    http = raw.get("http_options") or {}
+    return str(http.get("host", "127.0.0.1")), int(http.get("port", 8000))
+
+
+def start_ray(address: str | None, num_cpus: int, dashboard_port: int) -> str | None:
+    """Join ``address`` or start a local Ray; returns the dashboard URL if there is one."""
+    import ray
+
+    if address:
+        context = ray.init(address=address)
+    else:
+        context = ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=dashboard_port,
+        )
+    url = getattr(context, "dashboard_url", None)
+    return f"http://{url}" if url and "://" not in url else url
+
+
+def deploy(config: Any) -> int:
+    """Start Serve with the config's options and apply it; returns Serve's HTTP port."""
+    from ray.serve._private.api import serve_start
+
+    client = serve_start(
+        http_options=config.http_options.model_dump(),
+        proxy_location=config.proxy_location,
+        grpc_options=config.grpc_options.model_dump(),
+        global_logging_config=config.logging_config,
+        global_tracing_config=config.tracing_config,
+        controller_options=config.controller_options,
+    )
+    if config.logging_config:
+        client.update_global_logging_config(config.logging_config)
+    client.deploy_apps(config)
+    # Serve that was already running (joined cluster) keeps its own port.
+    return int(client.http_config.port)
+
+
+def app_statuses(names: list[str]) -> dict[str, tuple[str, str]]:
+    """{app name: (status, message)} for the named Serve applications."""
+    from ray import serve
+
+    apps = serve.status().applications
+    return {name: (str(apps[name].status), apps[name].message) for name in names if name in apps}
+
+
+def wait_ready(
+    url: str,
+    app_names: list[str],
+    timeout: float = 120.0,
+    report: Callable[[str], None] = print,
+    every: float = 5.0,
+) -> None:
+    """Poll ``url`` until 200; StackError on DEPLOY_FAILED or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    next_report = started + every
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}"
+        statuses = app_statuses(app_names)
+        failed = {n: m for n, (s, m) in statuses.items() if s.endswith("DEPLOY_FAILED")}
+        if failed:
+            details = "\n".join(f"{name}: {message}" for name, message in failed.items())
+            raise StackError(f"Serve application failed to deploy:\n{details}")
+        if time.monotonic() >= next_report:
+            summary = ", ".join(f"{n} {s.rsplit('.', 1)[-1]}" for n, (s, _) in statuses.items())
+            report(
+                f"  waiting for {url} ({time.monotonic() - started:.0f}s; "
+                f"{summary or 'no app yet'}; last: {last})"
+            )
+            next_report += every
+        time.sleep(0.25)
+    raise StackError(f"{url} not ready after {timeout:.0f}s (last: {last})")
+
+
+def shutdown_serve(app_names: list[str], joined: bool) -> None:
+    """Local cluster: shut Serve down. Joined cluster: delete only our applications."""
+    from ray import serve
+
+    if joined:
+        for name in app_names:
+            serve.delete(name)
+    else:
+        serve.shutdown()
+
+
+def shutdown_ray() -> None:
+    import ray
+
+    ray.shutdown()

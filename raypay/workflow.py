@@ -1,0 +1,131 @@
+"""The payment story, step by step, against small ports (DESIGN.md, "The request path").
+
+A newcomer reads ``pay`` top to bottom and knows the whole workflow. It runs inside
+the PaymentActor shard that owns the order, under that order's lock; the atomic
+``PaymentStore.begin`` makes it safe even if two shards ever ran it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from raypay.errors import PaymentDeclined
+from raypay.events import event_for
+from raypay.model import Payment, PaymentRequest, PaymentStatus, check_order, check_reservation
+from raypay.ports import (
+    ChargeRequest,
+    ChargeResult,
+    Clock,
+    Gateway,
+    OrderStore,
+    PaymentStore,
+    ReservationStore,
+)
+
+log = logging.getLogger("raypay.workflow")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass
+class Deps:
+    orders: OrderStore
+    reservations: ReservationStore
+    payments: PaymentStore
+    gateway: Gateway
+    clock: Clock
+    ids: Callable[[str], str] = field(default=new_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    payment: Payment
+    replayed: bool
+
+
+async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
+    """Pay one order. Returns the succeeded payment; raises a RaypayError otherwise."""
+    # 1. Idempotency: an order is paid at most once.
+    if done := await deps.payments.succeeded_for(request.order_id):
+        return Outcome(done, replayed=True)
+
+    # 2. The order exists, is the customer's, has this amount and may be paid.
+    check_order(await deps.orders.get(request.order_id), request)
+
+    # 3. The seat reservation, when given, is still the customer's and active.
+    if request.reservation_id is not None:
+        reservation = await deps.reservations.get(request.reservation_id)
+        check_reservation(reservation, request, deps.clock.now())
+
+    # 4. A pending payment record, atomically guarded against a concurrent or earlier one.
+    payment = Payment.start(request, deps.ids("pay"), deps.clock.now())
+    begun = await deps.payments.begin(payment)
+    while not begun.created:
+        if begun.payment.status is PaymentStatus.SUCCEEDED:
+            return Outcome(begun.payment, replayed=True)
+        # A predecessor (a crashed shard, a timed-out gateway call) left this pending:
+        # settle it through the gateway's idempotency key before starting anew.
+        settled = await charge_and_settle(begun.payment, deps)
+        if settled.status is PaymentStatus.SUCCEEDED:
+            return Outcome(settled, replayed=True)
+        begun = await deps.payments.begin(payment)
+
+    # 5 and 6. Charge through the gateway, record the outcome and queue the event.
+    settled = await charge_and_settle(begun.payment, deps)
+    if settled.status is PaymentStatus.FAILED:
+        raise PaymentDeclined(
+            settled.error_message or "declined",
+            {"payment": settled.to_api()},
+            decline_code=settled.error_code or "card_declined",
+        )
+    return Outcome(settled, replayed=False)
+
+
+async def charge_and_settle(payment: Payment, deps: Deps) -> Payment:
+    """Steps 5 and 6: charge with the paymentId as idempotency key, then record the
+    outcome and its event in one atomic store step. GatewayUnavailable leaves the
+    payment pending, to be settled by the retry or the sweep."""
+    result = await deps.gateway.charge(
+        ChargeRequest(payment.payment_id, payment.amount, payment.payment_method, payment.order_id)
+    )
+    return await settle(payment, result, deps)
+
+
+async def settle(payment: Payment, result: ChargeResult, deps: Deps) -> Payment:
+    """Record a gateway result for a pending payment, with its event, atomically."""
+    now = deps.clock.now()
+    if result.approved:
+        settled = payment.succeed(result.transaction_id or "", now, result.simulated)
+    else:
+        settled = payment.fail(
+            result.decline_code or "card_declined",
+            result.message or "The card was declined",
+            now,
+            result.simulated,
+        )
+    settled = await deps.payments.settle(settled, event_for(settled, deps.ids("evt"), now))
+    log.info(
+        "payment settled",
+        extra={
+            "orderId": settled.order_id,
+            "paymentId": settled.payment_id,
+            "outcome": settled.status.value,
+            "errorCode": settled.error_code,
+        },
+    )
+    return settled
+
+
+async def settle_pending(payment: Payment, deps: Deps) -> Payment:
+    """The sweep's step: settle a payment its shard left pending, without charging.
+
+    The gateway is asked for the charge by idempotency key; with none, the gateway
+    closes the key and the attempt is marked failed (``abandoned``), so the order
+    can be paid again and a late charge with that key cannot happen.
+    """
+    return await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
