@@ -19,14 +19,16 @@ from raypay.adapters.redis_store import (
     Keys,
     RedisOrders,
     RedisPayments,
+    RedisReplies,
     RedisReservations,
     connect,
 )
 from raypay.errors import RaypayError
 from raypay.model import PaymentRequest
+from raypay.replies import Reply, answer
 from raypay.settings import Settings
 from raypay.sharding import shard_for
-from raypay.workflow import Deps, pay, settle_pending
+from raypay.workflow import Deps, settle_pending
 
 log = logging.getLogger("raypay.shard")
 
@@ -50,6 +52,7 @@ class PaymentActor:
         redis = connect(settings.redis_url, settings.redis_timeout_s)
         keys = Keys(settings.key_prefix)
         self.payments = RedisPayments(redis, keys)
+        self.replies = RedisReplies(redis, keys, settings.idempotency_ttl_s)
         self.deps = Deps(
             orders=RedisOrders(redis, keys),
             reservations=RedisReservations(redis, keys),
@@ -68,19 +71,19 @@ class PaymentActor:
             lock = self._locks[order_id] = asyncio.Lock()
         return lock
 
-    async def pay(self, request: PaymentRequest) -> tuple[dict, bool]:
+    async def pay(self, request: PaymentRequest, idempotency_key: str | None = None) -> Reply:
         """Run the payment workflow for one order under its lock.
 
-        Returns (payment object, replayed); raises a RaypayError for every other outcome.
+        Returns the final Reply (payment or problem); raises Unavailable (503) when a
+        dependency is down, and IdempotencyKeyReused for a key used with another request.
         """
         lock = self._lock(request.order_id)
         self.in_flight += 1
         try:
             async with lock:
-                outcome = await pay(request, self.deps)
+                return await answer(request, self.deps, self.replies, idempotency_key)
         finally:
             self.in_flight -= 1
-        return outcome.payment.to_api(), outcome.replayed
 
     async def sweep(self) -> int:
         """Settle this shard's payments pending for longer than ``sweep_after``."""

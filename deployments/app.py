@@ -15,10 +15,17 @@ from ray.exceptions import RayError
 
 from actors.topology import Topology, ensure_actors
 from deployments import problems
-from deployments.models import OrderPaymentsOut, PaymentBody, PaymentOut, Problem, problem
+from deployments.models import OrderPaymentsOut, PaymentBody, PaymentOut, Problem
 from raypay.adapters.gateway_sim import SimulatorConfig
 from raypay.adapters.redis_store import Keys, RedisPayments, connect, translated
-from raypay.errors import PayloadTooLarge, PaymentNotFound, RaypayError, ShardUnavailable
+from raypay.errors import (
+    PayloadTooLarge,
+    PaymentNotFound,
+    RaypayError,
+    ShardUnavailable,
+    problem,
+)
+from raypay.replies import Reply
 from raypay.settings import Settings
 from raypay.sharding import shard_for
 
@@ -33,15 +40,15 @@ api = FastAPI(
     summary="Payments for ticketing checkouts, on Ray Serve, Redis and Kafka.",
 )
 problems.install(api)
-MAX_BODY_BYTES = 16_384
 
 
 @api.middleware("http")
 async def limit_body_size(request: Request, call_next: Any) -> Response:
     """413 before the body is read, from its declared length."""
+    limit = request.app.state.max_body_bytes
     length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-        return problems.from_error(PayloadTooLarge(f"body is larger than {MAX_BODY_BYTES} bytes"))
+    if not length.isdigit() or int(length) > limit:
+        return problems.from_error(PayloadTooLarge(f"body is larger than {limit} bytes"))
     return await call_next(request)
 
 
@@ -67,6 +74,7 @@ class AppArgs(BaseModel):
 class PaymentIngress:
     def __init__(self, args: AppArgs, settings: Settings) -> None:
         self.settings = settings
+        api.state.max_body_bytes = settings.max_body_bytes
         self.topology: Topology = ensure_actors(
             settings,
             args.shards,
@@ -94,17 +102,17 @@ class PaymentIngress:
     async def create_payment(
         self,
         body: PaymentBody,
-        response: Response,
-        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-    ) -> dict[str, Any]:
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+        ] = None,
+    ) -> JSONResponse:
         """Pay an order. Safe to retry: an order is charged at most once."""
         shards = self.topology.shards
         shard = shards[shard_for(body.order_id, len(shards))]
-        payment, replayed = await self._await_actor(shard.pay.remote(body.to_domain()))
-        if replayed:
-            response.status_code = 200
-            response.headers["Idempotent-Replayed"] = "true"
-        return payment
+        reply: Reply = await self._await_actor(shard.pay.remote(body.to_domain(), idempotency_key))
+        headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+        media_type = problems.PROBLEM_JSON if reply.status >= 400 else "application/json"
+        return JSONResponse(reply.body, reply.status, headers, media_type)
 
     @api.get("/v1/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
     async def get_payment(self, payment_id: str) -> dict[str, Any]:

@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from deployments.models import problem
-from raypay.errors import PaymentDeclined, RaypayError, Unavailable, problem_code
+from raypay.errors import RaypayError, Unavailable, problem, to_problem
 
 log = logging.getLogger("raypay.ingress")
 PROBLEM_JSON = "application/problem+json"
@@ -21,14 +20,10 @@ def problem_response(body: dict, headers: dict[str, str] | None = None) -> JSONR
 
 
 def from_error(error: RaypayError) -> JSONResponse:
-    extra = dict(error.extra)
     headers = None
     if isinstance(error, Unavailable):
         headers = {"Retry-After": str(error.retry_after_s)}
-    if isinstance(error, PaymentDeclined):
-        extra.setdefault("payment", None)
-    body = problem(error.status, problem_code(error), error.title, error.detail, **extra)
-    return problem_response(body, headers)
+    return problem_response(to_problem(error), headers)
 
 
 async def on_raypay_error(_: Request, error: Exception) -> JSONResponse:

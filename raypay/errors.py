@@ -148,3 +148,19 @@ class ShardUnavailable(Unavailable):
 def problem_code(error: RaypayError) -> str:
     """The stable code a problem+json body carries for this error."""
     return getattr(error, "problem_code", error.code)
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem+json body with raypay's stable ``code``."""
+    return {
+        "type": f"urn:raypay:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+def to_problem(error: RaypayError) -> dict[str, Any]:
+    return problem(error.status, problem_code(error), error.title, error.detail, **error.extra)

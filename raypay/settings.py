@@ -35,3 +35,4 @@ class Settings(BaseSettings):
     # Where the embedded stack keeps Redis's append-only files and its state file.
     data_dir: str = ".raypay"
     max_body_bytes: int = 16_384
+    idempotency_ttl_s: int = 24 * 3600

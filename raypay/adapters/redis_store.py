@@ -10,6 +10,7 @@ Keys (prefix ``raypay`` by default; the README documents the upstream formats):
     {p}:order:{orderId}:pending      STRING the pending paymentId
     {p}:pending                      ZSET   pending paymentIds by createdAt (ms), for the sweep
     {p}:outbox                       STREAM events waiting for Kafka
+    {p}:idem:{key}                   STRING stored reply of an Idempotency-Key (expires)
 
 Every write step is one Lua script, so it is atomic and one round trip.
 """
@@ -31,6 +32,7 @@ from raypay.events import Event
 from raypay.model import Order, Payment, PaymentStatus, Reservation
 from raypay.money import Money
 from raypay.ports import Begun
+from raypay.replies import Reply
 
 _BEGIN = """
 local done = redis.call('GET', KEYS[1])
@@ -262,3 +264,25 @@ class RedisPayments:
             )
         found = [await self.get(payment_id) for payment_id in ids]
         return [p for p in found if p is not None and p.status is PaymentStatus.PENDING]
+
+
+class RedisReplies:
+    """Idempotency-Key replies: ``{p}:idem:{key}`` JSON, first write wins, with a TTL."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, ttl_s: int) -> None:
+        self.redis, self.prefix, self.ttl_s = redis, keys.prefix, ttl_s
+
+    async def get(self, key: str) -> Reply | None:
+        async with translated():
+            raw = await self.redis.get(f"{self.prefix}:idem:{key}")
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Reply(data["status"], data["body"], fingerprint=data["fingerprint"])
+
+    async def put(self, key: str, reply: Reply) -> None:
+        data = {"status": reply.status, "body": reply.body, "fingerprint": reply.fingerprint}
+        async with translated():
+            await self.redis.set(
+                f"{self.prefix}:idem:{key}", json.dumps(data), ex=self.ttl_s, nx=True
+            )
