@@ -7,7 +7,7 @@ decimal places, JPY 0, KWD 3.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
 
 # ISO 4217 active codes with their minor-unit exponent. Codes not listed are rejected.
 _EXPONENTS: dict[str, int] = {
@@ -28,6 +28,15 @@ _EXPONENTS: dict[str, int] = {
 
 class MoneyError(ValueError):
     """An amount or currency that cannot be money."""
+
+
+def _shift(value: Decimal, places: int) -> Decimal:
+    """``value * 10**places`` exactly: the default context (28 digits) would round."""
+    exact = Context(
+        prec=max(1, len(value.as_tuple().digits)),
+        traps=[InvalidOperation, Overflow, Underflow, Inexact],
+    )
+    return value.scaleb(places, exact)
 
 
 def exponent(currency: str) -> int:
@@ -63,7 +72,10 @@ class Money:
         if value <= 0:
             raise MoneyError("amount must be greater than zero")
         exp = exponent(currency)
-        scaled = value.scaleb(exp)
+        try:
+            scaled = _shift(value, exp)
+        except ArithmeticError:
+            raise MoneyError(f"amount {amount!r} is out of range") from None
         if scaled != scaled.to_integral_value():
             raise MoneyError(f"{currency} allows at most {exp} decimal places")
         return cls(int(scaled), currency)
@@ -71,7 +83,7 @@ class Money:
     @property
     def amount(self) -> Decimal:
         """The amount as a Decimal with exactly the currency's decimal places."""
-        return Decimal(self.minor).scaleb(-exponent(self.currency))
+        return _shift(Decimal(self.minor), -exponent(self.currency))
 
     def __str__(self) -> str:
         exp = exponent(self.currency)

@@ -1,0 +1,221 @@
+"""The outbox relay on fakeredis with a fake sink: at-least-once delivery, in stream order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from raypay.adapters.kafka_sink import OutgoingEvent, SinkUnavailable
+from raypay.adapters.outbox import GROUP, OutboxRelay
+from raypay.adapters.redis_store import RedisPayments
+from raypay.events import event_for
+from raypay.model import Payment, PaymentRequest
+from raypay.money import Money
+
+pytestmark = pytest.mark.unit
+
+OUTBOX = "raypay:outbox"
+
+
+class FakeSink:
+    """KafkaSink's API: ``publish`` takes a batch or raises SinkUnavailable."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[OutgoingEvent]] = []
+        self.started = False
+        self.delivered = asyncio.Event()
+        self._failures = 0
+
+    def fail_next(self, times: int = 1) -> None:
+        self._failures = times
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    async def publish(self, events: list[OutgoingEvent]) -> None:
+        if self._failures:
+            self._failures -= 1
+            raise SinkUnavailable("broker away")
+        self.batches.append(list(events))
+        self.delivered.set()
+
+    @property
+    def published_ids(self) -> list[str]:
+        return [event.event_id for batch in self.batches for event in batch]
+
+
+@pytest.fixture
+def sink() -> FakeSink:
+    return FakeSink()
+
+
+@pytest.fixture
+async def relay(redis, keys, sink) -> OutboxRelay:
+    relay = OutboxRelay(redis, keys, sink)
+    await relay.ensure_group()
+    return relay
+
+
+async def queue(redis, event_id: str, order_id: str = "ord_1", entry_id: str = "*") -> str:
+    """XADD an event the way RedisPayments.settle does."""
+    value = json.dumps({"eventId": event_id, "orderId": order_id})
+    fields = {"eventId": event_id, "kind": "payment-succeeded", "key": order_id, "value": value}
+    return await redis.xadd(OUTBOX, fields, id=entry_id)
+
+
+async def delivered_ids(redis) -> list[str]:
+    return [fields["eventId"] for _, fields in await redis.xrange(f"{OUTBOX}:delivered")]
+
+
+class TestRelayOnce:
+    async def test_it_publishes_in_stream_order(self, redis, relay, sink):
+        for event_id, order_id in [("evt_1", "ord_1"), ("evt_2", "ord_2"), ("evt_3", "ord_1")]:
+            await queue(redis, event_id, order_id)
+
+        assert await relay.relay_once(block_ms=10) == 3
+
+        (batch,) = sink.batches
+        assert [(e.event_id, e.key) for e in batch] == [
+            ("evt_1", "ord_1"),
+            ("evt_2", "ord_2"),
+            ("evt_3", "ord_1"),
+        ]
+        assert all(e.kind == "payment-succeeded" for e in batch)
+        assert json.loads(batch[0].value) == {"eventId": "evt_1", "orderId": "ord_1"}
+
+    async def test_delivered_entries_are_acked_deleted_and_logged(self, redis, relay):
+        await queue(redis, "evt_1")
+        await queue(redis, "evt_2")
+
+        await relay.relay_once(block_ms=10)
+
+        assert await redis.xlen(OUTBOX) == 0
+        assert (await redis.xpending(OUTBOX, GROUP))["pending"] == 0
+        assert await delivered_ids(redis) == ["evt_1", "evt_2"]
+        ((_, logged), _) = await redis.xrange(f"{OUTBOX}:delivered")
+        assert logged == {"eventId": "evt_1", "kind": "payment-succeeded", "key": "ord_1"}
+        assert relay.published == 2
+
+    async def test_an_empty_outbox_publishes_nothing(self, relay, sink):
+        assert await relay.relay_once(block_ms=10) == 0
+        assert sink.batches == []
+
+    async def test_a_batch_is_at_most_the_batch_size(self, redis, keys, sink):
+        relay = OutboxRelay(redis, keys, sink, batch=2)
+        await relay.ensure_group()
+        for n in range(5):
+            await queue(redis, f"evt_{n}")
+
+        sizes = [await relay.relay_once(block_ms=10) for _ in range(4)]
+
+        assert sizes == [2, 2, 1, 0]
+        assert sink.published_ids == [f"evt_{n}" for n in range(5)]
+
+    async def test_ensure_group_may_run_again(self, relay):
+        await relay.ensure_group()
+
+    async def test_a_settled_payment_reaches_the_sink_with_its_event(
+        self, redis, keys, relay, sink
+    ):
+        now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        request = PaymentRequest("ord_1", "cus_1", Money(4000, "USD"), "pm_card_visa")
+        payment = Payment.start(request, "pay_1", now)
+        payments = RedisPayments(redis, keys)
+        await payments.begin(payment)
+        paid = payment.succeed("txn_1", now, simulated=True)
+        event = event_for(paid, "evt_1", now)
+        await payments.settle(paid, event)
+
+        await relay.relay_once(block_ms=10)
+
+        ((sent,),) = sink.batches
+        assert (sent.event_id, sent.kind, sent.key) == ("evt_1", "payment-succeeded", "ord_1")
+        assert json.loads(sent.value) == event.value
+
+
+class TestSinkUnavailable:
+    async def test_a_failed_batch_stays_in_the_stream(self, redis, relay, sink):
+        await queue(redis, "evt_1")
+        await queue(redis, "evt_2")
+        sink.fail_next()
+
+        with pytest.raises(SinkUnavailable):
+            await relay.relay_once(block_ms=10)
+
+        assert await redis.xlen(OUTBOX) == 2
+        assert await delivered_ids(redis) == []
+        assert relay.published == 0
+
+    async def test_the_failed_batch_is_resent_first_and_in_order(self, redis, relay, sink):
+        await queue(redis, "evt_1")
+        await queue(redis, "evt_2")
+        sink.fail_next()
+        with pytest.raises(SinkUnavailable):
+            await relay.relay_once(block_ms=10)
+        await queue(redis, "evt_3")
+
+        await relay.relay_once(block_ms=10)
+        await relay.relay_once(block_ms=10)
+
+        assert [[e.event_id for e in batch] for batch in sink.batches] == [
+            ["evt_1", "evt_2"],
+            ["evt_3"],
+        ]
+        assert await redis.xlen(OUTBOX) == 0
+        assert await delivered_ids(redis) == ["evt_1", "evt_2", "evt_3"]
+
+    async def test_repeated_failures_lose_nothing(self, redis, relay, sink):
+        await queue(redis, "evt_1")
+        sink.fail_next(times=3)
+        for _ in range(3):
+            with pytest.raises(SinkUnavailable):
+                await relay.relay_once(block_ms=10)
+
+        assert await relay.relay_once(block_ms=10) == 1
+        assert sink.published_ids == ["evt_1"]
+
+
+class TestRun:
+    async def test_it_starts_the_sink_and_keeps_retrying_until_delivered(self, redis, relay, sink):
+        await queue(redis, "evt_1")
+        sink.fail_next()
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay.run(stop))
+        try:
+            await asyncio.wait_for(sink.delivered.wait(), timeout=3)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, timeout=2)
+
+        assert sink.started
+        assert sink.published_ids == ["evt_1"]
+        assert relay.failures == 1
+        assert relay.last_error is None
+
+
+class TestDepth:
+    async def test_an_empty_outbox_has_no_depth(self, relay):
+        assert await relay.depth() == (0, 0.0)
+
+    async def test_depth_counts_the_waiting_events_and_ages_the_oldest(self, redis, relay):
+        minute_ago_ms = int((time.time() - 60) * 1000)
+        await queue(redis, "evt_1", entry_id=f"{minute_ago_ms}-0")
+        await queue(redis, "evt_2")
+
+        count, age_s = await relay.depth()
+
+        assert count == 2
+        assert 59 <= age_s < 70
+
+    async def test_delivered_events_leave_the_depth(self, redis, relay):
+        await queue(redis, "evt_1")
+        await relay.relay_once(block_ms=10)
+
+        assert await relay.depth() == (0, 0.0)
