@@ -10,6 +10,7 @@ from the file: the one actually free is used.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,30 +39,25 @@ def find_serve_config(explicit: str | None = None) -> Path:
     raise StackError(f"no {CONFIG_NAME} in {cwd}, its parents or {project}; pass --config")
 
 
-def load_serve_config(
-    path: Path, http_port: int | None = None, env_vars: dict[str, str] | None = None
-) -> Any:
-    """Parse the file as a ``ServeDeploySchema``; override the HTTP port, add env vars.
+def read_serve_config(path: Path) -> dict[str, Any]:
+    """The config file as plain data (to read the preferred HTTP host and port)."""
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def to_schema(raw: dict[str, Any], http_port: int, env_vars: dict[str, str] | None) -> Any:
+    """Validate as a ``ServeDeploySchema`` with the HTTP port overridden.
 
     ``env_vars`` go into every application's ``runtime_env``: needed when joining an
     existing cluster, whose workers do not inherit this process's environment.
     """
     from ray.serve.schema import ServeDeploySchema
 
-    raw = yaml.safe_load(path.read_text()) or {}
-    if http_port is not None:
-        raw.setdefault("http_options", {})["port"] = http_port
+    raw = copy.deepcopy(raw)
+    raw.setdefault("http_options", {})["port"] = http_port
     for app in raw.get("applications", []) if env_vars else []:
         runtime_env = app.setdefault("runtime_env", {})
         runtime_env["env_vars"] = {**env_vars, **runtime_env.get("env_vars", {})}
     return ServeDeploySchema.model_validate(raw)
-
-
-def http_preferences(path: Path) -> tuple[str, int]:
-    """(host, port) the config asks for; Serve's defaults if it says nothing."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    http = raw.get("http_options") or {}
-    return str(http.get("host", "127.0.0.1")), int(http.get("port", 8000))
 
 
 def start_ray(address: str | None, num_cpus: int, dashboard_port: int) -> str | None:

