@@ -1,0 +1,58 @@
+"""The events each outcome publishes, read back from the broker by a real consumer."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+COMMON = {
+    "eventId",
+    "eventType",
+    "occurredAt",
+    "schemaVersion",
+    "paymentId",
+    "orderId",
+    "customerId",
+    "amount",
+    "currency",
+    "status",
+}
+
+
+async def test_succeeded_payment_publishes_payment_succeeded_keyed_by_order(service, events):
+    order = service.seed(amount="10.00")
+    payment = (await service.pay(order)).json()
+    [message] = await events.wait_for(order["orderId"], 1)
+    assert message["topic"] == service.settings.topic_succeeded
+    event = message["value"]
+    assert COMMON | {"transactionId", "processedAt"} <= event.keys()
+    assert event["eventType"] == "payment-succeeded"
+    assert (event["paymentId"], event["amount"], event["transactionId"]) == (
+        payment["paymentId"],
+        "10.00",
+        payment["transactionId"],
+    )
+    assert message["headers"]["eventId"].decode() == event["eventId"]
+
+
+async def test_declined_payment_publishes_payment_failed(service, events):
+    order = service.seed()
+    response = await service.pay(order, paymentMethod="pm_card_chargeDeclinedInsufficientFunds")
+    assert response.status_code == 402
+    [message] = await events.wait_for(order["orderId"], 1)
+    assert message["topic"] == service.settings.topic_failed
+    event = message["value"]
+    assert COMMON | {"errorCode", "errorMessage", "failureReason", "attemptedAt"} <= event.keys()
+    assert event["eventType"] == "payment-failed"
+    assert event["errorCode"] == event["failureReason"] == "insufficient_funds"
+    assert event["paymentId"] == response.json()["payment"]["paymentId"]
+
+
+async def test_rejected_request_publishes_nothing(service, events):
+    order = service.seed(status="cancelled")
+    assert (await service.pay(order)).status_code == 409
+    paid = service.seed()
+    assert (await service.pay(paid)).status_code == 201
+    await events.wait_for(paid["orderId"], 1)  # later events have arrived by now
+    assert events.for_order(order["orderId"]) == []

@@ -1,0 +1,174 @@
+"""Session fixtures for the Ray layer: a local Ray, the Serve app on the real
+embedded Redis and broker (``redis_server`` / ``broker`` from tests/conftest.py),
+a sync Redis client for seeding and counting, and a Kafka consumer that collects
+every event the service publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import ray
+import redis
+from aiokafka import AIOKafkaConsumer
+from ray import serve
+
+from actors.topology import kill_actors
+from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
+from raypay import seeding
+from raypay.settings import Settings
+from raypay.stack import free_port
+
+SHARDS, GATEWAYS = 2, 2
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def app_settings(redis_server: Any, broker: Any) -> Settings:
+    return Settings(
+        redis_url=redis_server.url,
+        kafka_bootstrap_servers=broker.url,
+        kafka_idempotence=False,
+        key_prefix=f"t{uuid.uuid4().hex[:8]}",
+        gateway_timeout_s=2.0,
+    )
+
+
+@dataclass
+class Service:
+    """The running app, as a client sees it, plus the store to seed and count with."""
+
+    base_url: str
+    settings: Settings
+    redis: redis.Redis
+    http: httpx.AsyncClient = field(init=False)
+
+    def seed(self, **options: Any) -> dict[str, str]:
+        options.setdefault("customer_id", f"cus_{uuid.uuid4().hex[:10]}")
+        return seeding.seed(self.redis, self.settings.key_prefix, **options)[0]
+
+    def charges(self, order_id: str) -> int:
+        """Charge attempts the gateway simulator made for an order."""
+        return int(self.redis.hget(f"{self.settings.key_prefix}:gw:charges", order_id) or 0)
+
+    async def pay(self, order: dict[str, str], **overrides: Any) -> httpx.Response:
+        body = {
+            "orderId": order["orderId"],
+            "customerId": order["customerId"],
+            "amount": order["amount"],
+            "currency": order["currency"],
+            "paymentMethod": "pm_card_visa",
+            **({"reservationId": order["reservationId"]} if "reservationId" in order else {}),
+        }
+        headers = overrides.pop("headers", None)
+        body.update(overrides)
+        body = {name: value for name, value in body.items() if value is not None}
+        return await self.http.post("/v1/payments", json=body, headers=headers)
+
+
+@pytest.fixture(scope="session")
+def app_args() -> AppArgs:
+    return AppArgs(shards=SHARDS, gateway_pool=GATEWAYS, simulator=SimulatorArgs(seed=7))
+
+
+@pytest.fixture(scope="session")
+async def service(
+    ray_local: None, app_settings: Settings, app_args: AppArgs
+) -> AsyncIterator[Service]:
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(PaymentIngress.bind(app_args, app_settings), name="raypay", route_prefix="/")
+    svc = Service(
+        f"http://127.0.0.1:{port}",
+        app_settings,
+        redis.Redis.from_url(app_settings.redis_url, decode_responses=True),
+    )
+    svc.http = httpx.AsyncClient(base_url=svc.base_url, timeout=30)
+    try:
+        await eventually(lambda: svc.http.get("/readyz"), lambda r: r.status_code == 200)
+        yield svc
+    finally:
+        await svc.http.aclose()
+        serve.shutdown()
+        kill_actors(app_settings, app_args.shards, app_args.gateway_pool)
+        svc.redis.close()
+
+
+async def eventually(
+    probe: Callable[[], Any], done: Callable[[Any], bool], within: float = 30.0
+) -> Any:
+    """Poll ``probe`` (sync or async) until ``done(result)``, or fail at the deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        result = probe()
+        if asyncio.iscoroutine(result):
+            try:
+                result = await result
+            except httpx.TransportError as exc:
+                result = exc
+        if not isinstance(result, Exception) and done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s; last: {result!r}")
+        await asyncio.sleep(0.1)
+
+
+class EventLog:
+    """Every message on the payment topics, as a real consumer reads it."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def for_order(self, order_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["key"] == order_id]
+
+    async def wait_for(self, order_id: str, count: int, within: float = 30.0) -> list[dict]:
+        return await eventually(
+            lambda: self.for_order(order_id), lambda found: len(found) >= count, within
+        )
+
+
+@pytest.fixture(scope="session")
+async def events(broker: Any, app_settings: Settings) -> AsyncIterator[EventLog]:
+    consumer = AIOKafkaConsumer(
+        app_settings.topic_succeeded,
+        app_settings.topic_failed,
+        bootstrap_servers=broker.url,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    log = EventLog()
+
+    async def collect() -> None:
+        async for message in consumer:
+            log.messages.append(
+                {
+                    "topic": message.topic,
+                    "key": message.key.decode() if message.key else None,
+                    "value": json.loads(message.value),
+                    "headers": dict(message.headers or ()),
+                }
+            )
+
+    task = asyncio.get_running_loop().create_task(collect())
+    try:
+        yield log
+    finally:
+        task.cancel()
+        await consumer.stop()
