@@ -7,6 +7,7 @@ Outcomes follow well-known test tokens first, then a seeded decline rate:
     pm_card_chargeDeclinedInsufficientFunds            insufficient_funds
     pm_card_chargeDeclinedExpiredCard                  expired_card
     pm_card_chargeDeclinedFraudulent                   fraudulent
+    pm_card_chargeDeclinedOnce  card_declined on an order's first charge, approved after
     pm_card_timeout          charged, but the answer is held past the caller's timeout
     pm_card_error            gateway error, nothing charged (retriable)
     anything else            declined (card_declined) with probability decline_rate
@@ -40,6 +41,7 @@ DECLINES = {
     "pm_card_chargeDeclinedFraudulent": ("fraudulent", "Your card was declined."),
 }
 ALWAYS_APPROVED = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_card_amex"})
+DECLINED_ONCE_TOKEN = "pm_card_chargeDeclinedOnce"
 TIMEOUT_TOKEN = "pm_card_timeout"
 ERROR_TOKEN = "pm_card_error"
 ABANDONED = ChargeResult(
@@ -60,6 +62,9 @@ class SimulatorConfig:
 
 class ChargeLedger(Protocol):
     async def get(self, key: str) -> ChargeResult | None: ...
+
+    async def count(self, reference: str) -> int:
+        """Charge attempts recorded for a reference (an orderId)."""
 
     async def record(
         self, key: str, result: ChargeResult, reference: str, counted: bool = True
@@ -95,6 +100,10 @@ class RedisChargeLedger:
         async with translated():
             raw = await self.redis.get(self._key(key))
         return ChargeResult(**json.loads(raw)) if raw else None
+
+    async def count(self, reference: str) -> int:
+        async with translated():
+            return int(await self.redis.hget(f"{self.prefix}:gw:charges", reference) or 0)
 
     async def record(
         self, key: str, result: ChargeResult, reference: str, counted: bool = True
@@ -149,9 +158,11 @@ class GatewaySimulator:
             raise GatewayUnavailable("simulated gateway error, nothing was charged")
         if (delay := self.latency_s(request)) > 0:
             await asyncio.sleep(delay)
-        result = await self.ledger.record(
-            request.idempotency_key, self.decide(request), request.reference
-        )
+        decision = self.decide(request)
+        if request.payment_method == DECLINED_ONCE_TOKEN:
+            if await self.ledger.count(request.reference) == 0:
+                decision = ChargeResult(False, None, *DECLINES["pm_card_chargeDeclined"])
+        result = await self.ledger.record(request.idempotency_key, decision, request.reference)
         if request.payment_method == TIMEOUT_TOKEN:
             # The charge happened, but its answer is lost in transit: the caller times
             # out and must settle it by retrying with the same key.

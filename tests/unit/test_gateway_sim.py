@@ -55,6 +55,16 @@ class TestTestCards:
         assert result.message
         assert result.transaction_id is None
 
+    async def test_declined_once_card_declines_an_orders_first_charge_only(self, redis):
+        sim = simulator(redis)
+        method = "pm_card_chargeDeclinedOnce"
+        first = await sim.charge(a_charge("pay_1", method))
+        second = await sim.charge(a_charge("pay_2", method))
+        other_order = await sim.charge(a_charge("pay_3", method, order="ord_2"))
+        assert (first.approved, first.decline_code) == (False, "card_declined")
+        assert second.approved
+        assert not other_order.approved
+
     async def test_a_decline_is_a_counted_charge_attempt(self, redis):
         await simulator(redis).charge(a_charge(method="pm_card_chargeDeclined"))
         assert await charges(redis) == ({"ord_1": "1"}, "1")
