@@ -11,6 +11,7 @@ stopped by PID with SIGTERM then SIGKILL. Used by ``raypay up`` and the test fix
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import ctypes
 import os
@@ -203,13 +204,22 @@ def start_redis(data_dir: Path, port: int, timeout: float = 10.0) -> Server:
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
-    # Sync callers only (CLI, fixtures); async code awaits the *_async functions. A loop
-    # of its own, never installed as the thread's current loop (pytest-asyncio owns that).
-    loop = asyncio.new_event_loop()
+    """Run ``coro`` on a loop of its own, from sync code (CLI, fixtures).
+
+    Never installs that loop as the thread's current one (pytest-asyncio owns it). If
+    this thread already runs a loop (an async fixture calling start_broker), a worker
+    thread runs it: briefly blocking the caller's loop beats failing.
+    """
     try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(coro)
+        finally:
+            loop.close()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(_run, coro).result()
 
 
 def _port_accepts(port: int) -> bool:

@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
-from raypay.stack import Server, StackError, create_topics_async, free_port, start_redis
+from raypay.stack import (
+    Server,
+    StackError,
+    create_topics,
+    create_topics_async,
+    free_port,
+    start_broker,
+    start_redis,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,13 +81,21 @@ async def test_broker_delivers_a_produced_record_to_a_consumer(broker: Server) -
     assert (record.key, record.value) == (b"order-1", b'{"eventId": "e1"}')
 
 
-async def test_broker_has_the_service_topics(broker: Server) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker.url)
+async def _topics(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        topics = set(await admin.list_topics())
+        return set(await admin.list_topics())
     finally:
         await admin.close()
-    assert {"payment-succeeded", "payment-failed"} <= topics
+
+
+async def test_broker_has_the_service_topics(broker: Server) -> None:
+    assert {"payment-succeeded", "payment-failed"} <= await _topics(broker.url)
+
+
+async def test_start_broker_and_create_topics_work_inside_a_running_loop(tmp_path: Path) -> None:
+    # Async fixtures call these sync helpers while pytest-asyncio's loop runs.
+    with start_broker(free_port(), tmp_path) as server:
+        create_topics(server.url, ["from-async-code"], partitions=1)
+        assert "from-async-code" in await _topics(server.url)
