@@ -57,14 +57,19 @@ def pick_port(preferred: int, host: str = LOCALHOST) -> int:
     return free_port(host)
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask Linux to SIGTERM it when the
-    # parent goes away, so a SIGKILLed `raypay up` or test run leaves no orphans.
-    # (PR_SET_PDEATHSIG fires when the *thread* that forked exits: start servers
-    # from the main thread.)
-    if sys.platform.startswith("linux"):
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when its parent goes away.
+
+    So a SIGKILLed `raypay up` or test run leaves no orphans. prctl is looked up here,
+    in the parent: between fork and exec the child only calls it (a dlopen there could
+    deadlock in a process with threads, such as a Ray driver). PR_SET_PDEATHSIG fires
+    when the *thread* that forked exits: start servers from a long-lived thread.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+    return lambda: prctl(pr_set_pdeathsig, sigterm)
 
 
 class Server:
@@ -82,7 +87,7 @@ class Server:
             # everything in order (Serve and Ray before the stores they use).
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent, env={**os.environ, **env},
+                start_new_session=True, preexec_fn=_die_with_parent(), env={**os.environ, **env},
             )  # fmt: skip
         return cls(name, proc, url, log_path)
 
