@@ -72,7 +72,8 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
         # settle it through the gateway's idempotency key before starting anew.
         settled = await charge_and_settle(begun.payment, deps)
         if settled.status is PaymentStatus.SUCCEEDED:
-            return Outcome(settled, replayed=True)
+            # Not a replay: the client that retried never saw this payment before.
+            return Outcome(settled, replayed=False)
         begun = await deps.payments.begin(payment)
 
     # 5 and 6. Charge through the gateway, record the outcome and queue the event.

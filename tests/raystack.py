@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,14 +144,11 @@ class EventLog:
         )
 
 
-@pytest.fixture(scope="session")
-async def events(broker: Any, app_settings: Settings) -> AsyncIterator[EventLog]:
+@asynccontextmanager
+async def consuming(bootstrap: str, topics: list[str]) -> AsyncIterator[EventLog]:
+    """Collect every message on ``topics`` from the beginning, while the block runs."""
     consumer = AIOKafkaConsumer(
-        app_settings.topic_succeeded,
-        app_settings.topic_failed,
-        bootstrap_servers=broker.url,
-        group_id=None,
-        auto_offset_reset="earliest",
+        *topics, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
     log = EventLog()
@@ -172,3 +170,10 @@ async def events(broker: Any, app_settings: Settings) -> AsyncIterator[EventLog]
     finally:
         task.cancel()
         await consumer.stop()
+
+
+@pytest.fixture(scope="session")
+async def events(broker: Any, app_settings: Settings) -> AsyncIterator[EventLog]:
+    topics = [app_settings.topic_succeeded, app_settings.topic_failed]
+    async with consuming(broker.url, topics) as log:
+        yield log

@@ -165,6 +165,7 @@ class TestGatewayUnavailable:
 
         assert outcome.payment.payment_id == pending.payment_id
         assert outcome.payment.status is PaymentStatus.SUCCEEDED
+        assert outcome.replayed is False  # the client sees this payment for the first time
         assert [c.idempotency_key for c in world.gateway.calls] == [pending.payment_id] * 2
         assert world.gateway.counted == [pending.payment_id]
         assert len(await world.payments.list_for_order("ord_1")) == 1

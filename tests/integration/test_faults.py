@@ -1,0 +1,156 @@
+"""Faults injected for real: killed actors, a stopped broker, a stopped Redis.
+
+The promise: every order is charged at most once, every recorded outcome reaches
+Kafka at least once, and a client that retries a 5xx ends with the right answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import pytest
+import ray
+from raystack import consuming, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def statuses(service, order_id: str) -> list[str]:
+    listed = (await service.http.get(f"/v1/orders/{order_id}/payments")).json()
+    return [p["status"] for p in listed["payments"]]
+
+
+def delivered_log(service) -> Counter:
+    """How often the outbox relay logged each eventId as delivered."""
+    entries = service.redis.xrange(f"{service.settings.key_prefix}:outbox:delivered")
+    return Counter(fields["eventId"] for _, fields in entries)
+
+
+def topics(service) -> list[str]:
+    return [service.settings.topic_succeeded, service.settings.topic_failed]
+
+
+async def pay_until_final(service, order, **overrides):
+    """A client that retries 5xx, as the contract tells it to."""
+    return await eventually(
+        lambda: service.pay(order, **overrides), lambda r: r.status_code < 500, within=30
+    )
+
+
+async def test_shard_killed_mid_charge_then_retry_charges_once(faults):
+    service = faults.service
+    order = service.seed()
+    in_flight = asyncio.ensure_future(service.pay(order))
+    await asyncio.sleep(0.1)  # the charge is now inside the 300 ms simulated gateway
+    ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
+    first = await in_flight
+    assert first.status_code == 503, first.text
+    assert first.json()["code"] == "unavailable"
+    final = await pay_until_final(service, order)
+    assert final.status_code in (200, 201), final.text
+    assert service.charges(order["orderId"]) == 1
+    assert await statuses(service, order["orderId"]) == ["succeeded"]
+    async with consuming(faults.broker.url, topics(service)) as log:
+        await log.wait_for(order["orderId"], 1)
+        await asyncio.sleep(0.5)
+        assert len(log.for_order(order["orderId"])) == 1
+
+
+async def test_gateway_killed_mid_charge_then_retry_charges_once(faults):
+    service = faults.service
+    order = service.seed()
+    in_flight = asyncio.ensure_future(service.pay(order))
+    await asyncio.sleep(0.1)
+    for index in range(faults.args.gateway_pool):
+        ray.kill(faults.actor(f"gateway-{index}"), no_restart=False)
+    assert (await in_flight).status_code == 503
+    final = await pay_until_final(service, order)
+    assert final.status_code in (200, 201), final.text
+    assert service.charges(order["orderId"]) <= 1
+    assert await statuses(service, order["orderId"]) == ["succeeded"]
+
+
+async def test_payment_abandoned_by_a_killed_shard_is_settled_by_the_sweep(faults):
+    service = faults.service
+    order = service.seed()
+    in_flight = asyncio.ensure_future(service.pay(order))
+    await asyncio.sleep(0.1)
+    ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
+    assert (await in_flight).status_code == 503
+    # No retry: the restarted shard's sweep settles it (sweep_after_s=3 in this app).
+    settled = await eventually(
+        lambda: statuses(service, order["orderId"]), lambda found: "pending" not in found
+    )
+    charged = service.charges(order["orderId"])
+    assert settled == (["succeeded"] if charged else ["failed"])
+    assert charged <= 1
+
+
+async def test_payments_complete_while_broker_is_down_and_events_follow(faults):
+    service = faults.service
+    orders = [service.seed() for _ in range(100)]
+    faults.stop_broker()
+    try:
+        responses = await asyncio.gather(*(service.pay(order) for order in orders))
+        assert [r.status_code for r in responses] == [201] * 100
+        ready = await service.http.get("/readyz")
+        assert ready.status_code == 503
+        assert "broker" in ready.json()["down"]
+        assert ready.json()["checks"]["outbox"]["depth"] >= 100
+    finally:
+        faults.start_broker()
+    ids = {r.json()["paymentId"] for r in responses}
+    async with consuming(faults.broker.url, topics(service)) as log:
+        await eventually(
+            lambda: {m["value"]["paymentId"] for m in log.messages}, lambda seen: ids <= seen
+        )
+    delivered = delivered_log(service)
+    event_ids = {m["value"]["eventId"] for m in log.messages if m["value"]["paymentId"] in ids}
+    assert len(event_ids) == 100
+    assert all(delivered[event_id] == 1 for event_id in event_ids)
+    ready = await eventually(lambda: service.http.get("/readyz"), lambda r: r.status_code == 200)
+    assert ready.json()["checks"]["outbox"]["depth"] == 0
+
+
+async def test_producer_killed_while_events_wait_delivers_them_after_restart(faults):
+    service = faults.service
+    orders = [service.seed() for _ in range(10)]
+    faults.stop_broker()
+    try:
+        responses = await asyncio.gather(*(service.pay(order) for order in orders))
+        assert {r.status_code for r in responses} == {201}
+        ray.kill(faults.actor("producer"), no_restart=False)
+    finally:
+        faults.start_broker()
+    ids = {r.json()["paymentId"] for r in responses}
+    async with consuming(faults.broker.url, topics(service)) as log:
+        await eventually(
+            lambda: {m["value"]["paymentId"] for m in log.messages}, lambda seen: ids <= seen
+        )
+
+
+async def test_redis_outage_answers_503_quickly_and_recovers(faults):
+    service = faults.service
+    before = [service.seed() for _ in range(5)]
+    paid = [(await service.pay(order)).json()["paymentId"] for order in before]
+    waiting = service.seed()
+    faults.stop_redis()
+    try:
+        started = time.monotonic()
+        response = await service.pay(waiting)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert response.json()["code"] == "unavailable"
+        assert int(response.headers["Retry-After"]) >= 1
+        assert elapsed < service.settings.shard_timeout_s
+        ready = await service.http.get("/readyz")
+        assert ready.status_code == 503 and "redis" in ready.json()["down"]
+    finally:
+        faults.start_redis()
+    recovered = await pay_until_final(service, waiting)
+    assert recovered.status_code == 201
+    for payment_id in paid:
+        fetched = await service.http.get(f"/v1/payments/{payment_id}")
+        assert fetched.json()["status"] == "succeeded"
