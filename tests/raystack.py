@@ -138,6 +138,15 @@ class EventLog:
     def for_order(self, order_id: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m["key"] == order_id]
 
+    async def wait_for_payments(self, payment_ids: Any, within: float = 60.0) -> None:
+        """Until an event of every one of these payments has arrived."""
+        wanted = set(payment_ids)
+        await eventually(
+            lambda: wanted - {m["value"]["paymentId"] for m in self.messages},
+            lambda missing: not missing,
+            within,
+        )
+
     async def wait_for(self, order_id: str, count: int, within: float = 30.0) -> list[dict]:
         return await eventually(
             lambda: self.for_order(order_id), lambda found: len(found) >= count, within
