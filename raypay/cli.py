@@ -3,6 +3,8 @@
     raypay up                 start Redis, broker, Ray and the Serve app; Ctrl-C stops all
     raypay where [--json]     URLs of the running stack (exit 1 if none runs)
     raypay seed [options]     write orders / reservations into the stack's Redis
+    raypay load [options]     burst checkout traffic at the running stack, invariants checked
+    raypay bench [options]    raypay against a FastAPI peer on this machine, one line per figure
 
 Options before the command: ``--data-dir`` (default ``Settings().data_dir``, ``.raypay``).
 """
@@ -122,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--customer", help="customer id (default: a random one per order)")
     seed.add_argument("--prefix", default="", help="prefix of generated ids")
     seed.set_defaults(func=cmd_seed)
+
+    from raypay.bench.cli import add_bench_parser
+    from raypay.loadgen.cli import add_load_parser
+
+    add_load_parser(commands)
+    add_bench_parser(commands)
     return parser
 
 

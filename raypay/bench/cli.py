@@ -1,0 +1,64 @@
+"""``raypay bench``: start the embedded stack, run a fixed scenario against it and against
+a FastAPI peer without Ray, print one line per figure.
+
+    raypay bench                       # 20,000 payments, 200 concurrent buyers (minutes)
+    raypay bench --payments 2000       # a quicker look
+    raypay bench --only raypay --json bench.json
+
+Lines (stdout, ``name value``): startup_seconds, stack_memory_mb_at_rest (PSS of every
+process of the stack), stack_memory_mb_under_load (peak PSS), raypay_throughput_rps
+(payments/s), raypay_p50/p90/p99/max_ms, raypay_errors, the same for peer_*, then
+ratio_throughput (raypay/peer), ratio_p99 and invariants. Exit code 0 when both sides
+ran and every invariant held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from raypay.bench.run import BenchOptions, run
+    from raypay.loadgen.cli import scenario_from
+
+    try:
+        scenario = scenario_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = BenchOptions(
+        scenario=scenario, warmup=args.warmup, client=args.client, config=args.config,
+        num_cpus=args.num_cpus, workers=args.workers, json_path=args.json,
+        sides=tuple(args.only) if args.only else ("raypay", "peer"), keep_dir=args.keep,
+    )  # fmt: skip
+    try:
+        return run(options)
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+
+
+def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add ``bench`` to the ``raypay`` command's subparsers."""
+    from raypay.loadgen.cli import add_scenario_options
+
+    parser = commands.add_parser(
+        "bench", help="raypay vs a FastAPI peer on this machine; one line per figure",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_scenario_options(parser, payments=20_000, concurrency=200)
+    parser.set_defaults(declines=0.10, duplicates=0.05)
+    parser.add_argument("--warmup", type=int, default=500, help="payments before measuring")
+    parser.add_argument("--only", action="append", choices=["raypay", "peer"],
+                        help="measure one side only (repeatable)")  # fmt: skip
+    parser.add_argument("--config", help="Serve config for raypay (default: serve_config.yaml)")
+    parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of raypay's local Ray")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn workers of the peer (default: one per core)")  # fmt: skip
+    parser.add_argument("--json", metavar="PATH", help="write figures and results as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    parser.set_defaults(func=cmd_bench)
+    return parser

@@ -1,0 +1,154 @@
+"""The two systems the benchmark measures, each started fresh and stopped by PID.
+
+``RaypaySide`` is ``raypay up`` itself (a child process with a data folder of its own:
+embedded redis-server, Tansu, a local Ray, the Serve app from serve_config.yaml).
+``PeerSide`` is a redis-server and a Tansu of its own, plus ``uvicorn
+raypay.bench.peer:app --workers N``. Each knows the processes of its stack (for memory)
+and leaves none behind: a stop that times out ends the rest by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from raypay.bench import procs
+from raypay.loadgen.cli import stack_api_key
+from raypay.loadgen.evidence import Target
+from raypay.settings import Settings
+from raypay.stack import (
+    Server,
+    StackError,
+    _die_with_parent,
+    create_topics,
+    free_port,
+    start_broker,
+    start_redis,
+)
+from raypay.up import find_stack
+
+# Variables that would point `raypay up` at outside services instead of the embedded ones.
+EXTERNAL = ("REDIS_URL", "RAYPAY_REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS",
+            "RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "RAY_ADDRESS", "RAYPAY_KEY_PREFIX")  # fmt: skip
+
+
+class Side:
+    """Roots of a stack's process trees, the processes seen so far, and their memory."""
+
+    name = "side"
+
+    def __init__(self) -> None:
+        self.roots: list[Server] = []
+        self.seen: set[tuple[int, int]] = set()
+        self.target: Target | None = None
+        self.startup_s = 0.0
+
+    def pids(self) -> list[int]:
+        found = [pid for root in self.roots if root.alive() for pid in procs.descendants(root.pid)]
+        self.seen.update(ident for pid in found if (ident := procs.identity(pid)))
+        return found
+
+    def memory(self) -> tuple[float, float, int]:
+        """(PSS MiB, summed RSS MiB, processes) of the whole stack right now."""
+        pids = self.pids()
+        return procs.pss_mb(pids), procs.rss_mb(pids), len(pids)
+
+    def breakdown(self) -> dict[str, float]:
+        """PSS MiB per process ("pid name"), largest first."""
+        sizes = {f"{pid} {procs.name(pid)}": procs.pss_mb([pid]) for pid in self.pids()}
+        return dict(sorted(sizes.items(), key=lambda item: -item[1]))
+
+    def stop(self) -> None:
+        for root in reversed(self.roots):
+            root.stop(timeout=60.0)
+        if procs.signal_all(self.seen):  # a stop that timed out can leave grandchildren
+            time.sleep(3.0)
+            procs.signal_all(self.seen, 9)
+
+
+class RaypaySide(Side):
+    name = "raypay"
+
+    def __init__(self, data_dir: Path, config: str | None, num_cpus: int) -> None:
+        super().__init__()
+        self.data_dir, self.config, self.num_cpus = data_dir, config, num_cpus
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        argv = [sys.executable, "-m", "raypay.cli", "--data-dir", str(self.data_dir), "up"]
+        argv += ["--num-cpus", str(self.num_cpus)]
+        argv += ["--config", self.config] if self.config else []
+        env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.data_dir / "up.log"
+        started = time.monotonic()
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent(), env=env,
+            )  # fmt: skip
+        up = Server("raypay up", proc, "", log_path)
+        self.roots.append(up)
+        deadline = started + timeout_s
+        while (state := find_stack(self.data_dir)) is None:
+            if not up.alive() or time.monotonic() > deadline:
+                why = "exited" if not up.alive() else f"not ready after {timeout_s:.0f}s"
+                raise StackError(f"raypay up {why}; log {log_path}:\n{up.log_tail(30)}")
+            time.sleep(0.1)
+        self.startup_s = time.monotonic() - started
+        settings = Settings()
+        prefix = Settings.model_fields["key_prefix"].default  # RAYPAY_KEY_PREFIX is not passed
+        self.target = Target(
+            base_url=state["api_url"], redis_url=state["redis_url"],
+            kafka=state["kafka_bootstrap_servers"], key_prefix=prefix,
+            topics=(settings.topic_succeeded, settings.topic_failed),
+            api_key=os.environ.get("RAYPAY_API_KEY") or stack_api_key(state),
+        )  # fmt: skip
+
+
+class PeerSide(Side):
+    name = "peer"
+    prefix = "peer"
+
+    def __init__(self, data_dir: Path, workers: int) -> None:
+        super().__init__()
+        self.data_dir, self.workers = data_dir, workers
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        settings = Settings()
+        started = time.monotonic()
+        redis = start_redis(self.data_dir, free_port())
+        self.roots.append(redis)
+        broker = start_broker(free_port(), self.data_dir / "logs")
+        self.roots.append(broker)
+        topics = [settings.topic_succeeded, settings.topic_failed]
+        create_topics(broker.url, topics, partitions=3)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-m", "uvicorn", "raypay.bench.peer:app", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(self.workers), "--no-access-log",
+                "--log-level", "warning"]  # fmt: skip
+        env = {
+            "RAYPAY_REDIS_URL": redis.url, "RAYPAY_KAFKA_BOOTSTRAP_SERVERS": broker.url,
+            "RAYPAY_KAFKA_IDEMPOTENCE": "false", "RAYPAY_KEY_PREFIX": self.prefix,
+            "RAYPAY_PEER_RELAY_LOCK": str(self.data_dir / "relay.lock"),
+        }  # fmt: skip
+        peer = Server.spawn("peer", argv, url, self.data_dir / "logs" / "peer.log", **env)
+        self.roots.append(peer)
+        peer.wait_ready(lambda: _answers(f"{url}/readyz"), timeout_s)
+        self.startup_s = time.monotonic() - started
+        self.target = Target(
+            base_url=url, redis_url=redis.url, kafka=broker.url, key_prefix=self.prefix,
+            topics=tuple(topics), api_key=os.environ.get("RAYPAY_API_KEY"),
+        )  # fmt: skip
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
