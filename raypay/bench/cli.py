@@ -8,8 +8,10 @@ a FastAPI peer without Ray, print one line per figure.
 Lines (stdout, ``name value``): startup_seconds, stack_memory_mb_at_rest (PSS of every
 process of the stack), stack_memory_mb_under_load (peak PSS), raypay_throughput_rps
 (payments/s), raypay_p50/p90/p99/max_ms, raypay_errors, the same for peer_*, then
-ratio_throughput (raypay/peer), ratio_p99 and invariants. Exit code 0 when both sides
-ran and every invariant held.
+ratio_throughput (raypay/peer), ratio_p99, ratio_cpu_per_payment and invariants.
+``*_cpu_ms_per_payment`` is the CPU the stack spent per payment; ``*_cpu_other_pct`` the
+share of the machine that other processes took meanwhile (it skews every other figure).
+Exit code 0 when both sides ran and every invariant held.
 """
 
 from __future__ import annotations

@@ -72,6 +72,21 @@ def rss_mb(pids: list[int]) -> float:
     return sum(_kib(pid, "VmRSS", "status") for pid in pids) / 1024
 
 
+def cpu_ticks(pids: list[int]) -> int:
+    """CPU time (user + system, clock ticks) the live processes of ``pids`` have used."""
+    total = 0
+    for pid in pids:
+        if fields := _stat(pid):
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def machine_busy_ticks() -> int:
+    """Clock ticks all CPUs of the machine spent busy since boot (not idle, not iowait)."""
+    values = [int(v) for v in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values[:8]) - values[3] - values[4]  # user..steal minus idle, iowait
+
+
 def name(pid: int) -> str:
     try:
         return (PROC / str(pid) / "comm").read_text().strip()

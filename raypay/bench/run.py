@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from raypay.bench.cpu import CpuMeter, CpuShare
 from raypay.bench.sides import PeerSide, RaypaySide, Side
 from raypay.loadgen.plan import Scenario
 from raypay.loadgen.progress import PlainProgress
@@ -60,6 +61,7 @@ class SideReport:
     error: str | None = None
     samples: list[tuple[float, float]] = field(default_factory=list)  # (s, PSS MiB)
     rest_processes: dict[str, float] = field(default_factory=dict)  # "pid name": PSS MiB
+    cpu: CpuShare | None = None
 
 
 def _say(message: str) -> None:
@@ -89,10 +91,16 @@ async def _measure(side: Side, options: BenchOptions, report: SideReport) -> Non
             mix = status_mix(warmed.samples)
             raise RuntimeError(f"warm-up paid nothing (status mix {mix}); {warmed.unexpected[:1]}")
     sampler = asyncio.get_running_loop().create_task(_sample_memory(side, report))
+    meter = CpuMeter(side.pids)
+
+    def fired() -> None:
+        sampler.cancel()
+        report.cpu = meter.stop()
+
     try:
         report.result = await run_load(
             side.target, options.scenario, client=options.client, progress=progress,
-            on_fired=sampler.cancel,
+            on_firing=meter.start, on_fired=fired,
         )  # fmt: skip
     finally:
         sampler.cancel()
@@ -150,12 +158,27 @@ def figures(reports: dict[str, SideReport]) -> list[tuple[str, str]]:
             (f"{name}_errors", str(result.errors)),
             (f"{name}_invariants", "ok" if result.ok else "FAILED"),
         ]
+        if report.cpu is not None:
+            per_payment = report.cpu.stack_cpu_s * 1000 / max(1, len(result.orders))
+            lines += [
+                (f"{name}_cpu_ms_per_payment", _fmt(per_payment, 2)),
+                (f"{name}_cpu_stack_pct", _fmt(report.cpu.stack_pct)),
+                (f"{name}_cpu_client_pct", _fmt(report.cpu.client_pct)),
+                (f"{name}_cpu_other_pct", _fmt(report.cpu.other_pct)),
+            ]
     both = [reports.get(n) for n in ("raypay", "peer")]
     if all(r is not None and r.result is not None for r in both):
         ours, peer = both[0].result, both[1].result  # type: ignore[union-attr]
         ratio = ours.payments_per_s / peer.payments_per_s if peer.payments_per_s else math.nan
         lines.append(("ratio_throughput", _fmt(ratio, 3)))
         lines.append(("ratio_p99", _fmt(ours.latency.p99_ms / peer.latency.p99_ms, 3)))
+        cpus = [reports[n].cpu for n in ("raypay", "peer")]
+        if all(cpu is not None and cpu.stack_cpu_s > 0 for cpu in cpus):
+            per = [
+                c.stack_cpu_s / max(1, len(r.orders))
+                for c, r in zip(cpus, (ours, peer), strict=True)
+            ]
+            lines.append(("ratio_cpu_per_payment", _fmt(per[0] / per[1], 2)))
     ok = all(r.result is not None and r.result.ok for r in reports.values())
     lines.append(("invariants", "ok" if ok else "FAILED"))
     return lines
@@ -190,6 +213,7 @@ def run(options: BenchOptions) -> int:
             data[name] = {
                 "error": report.error, "memorySamples": report.samples,
                 "processesAtRest": report.rest_processes,
+                "cpu": asdict(report.cpu) if report.cpu else None,
                 "result": report.result.as_dict(with_samples=False) if report.result else None,
             }  # fmt: skip
         with contextlib.suppress(OSError):

@@ -177,9 +177,11 @@ async def run_load(
     drain_timeout_s: float = 60.0,
     idempotency_keys: bool = False,
     verify: bool = True,
+    on_firing: Callable[[], None] | None = None,
     on_fired: Callable[[], None] | None = None,
 ) -> LoadResult:
-    """Seed the scenario's orders, pay them, then (``verify``) check the invariants."""
+    """Seed the scenario's orders, pay them, then (``verify``) check the invariants.
+    ``on_firing`` / ``on_fired`` are called right before the first and after the last request."""
     progress = progress or Silent()
     run_id = f"lt{uuid.uuid4().hex[:8]}"
     plans = plan(scenario)
@@ -197,6 +199,8 @@ async def run_load(
         idempotency_keys,
     )
     progress.start(len(plans))
+    if on_firing is not None:
+        on_firing()
     try:
         results, elapsed = await fire(buyer, plans, orders, scenario.concurrency, progress)
     finally:
