@@ -4,6 +4,9 @@
     RaypayError
     ├── Rejected                      4xx: do not retry unchanged
     │   ├── InvalidRequest            400/422 invalid_json, validation_error
+    │   │   └── RawCardNumber         422 raw_card_number (never echoed, stored or logged)
+    │   ├── Unauthorized              401 unauthorized (no key, unknown or revoked key)
+    │   ├── Forbidden                 403 forbidden (the key's role may not do this)
     │   ├── OrderNotFound             404 order_not_found
     │   ├── ReservationNotFound       404 reservation_not_found
     │   ├── PaymentNotFound           404 payment_not_found
@@ -11,7 +14,10 @@
     │   ├── OrderNotPayable           409 order_not_payable
     │   ├── AmountMismatch            422 amount_mismatch
     │   ├── IdempotencyKeyReused      422 idempotency_key_reused
-    │   └── PayloadTooLarge           413 payload_too_large
+    │   ├── LengthRequired            411 length_required (a body without Content-Length)
+    │   ├── PayloadTooLarge           413 payload_too_large
+    │   └── UnsupportedMediaType      415 unsupported_media_type
+    ├── RateLimited                   429 rate_limited, retriable after Retry-After
     ├── PaymentDeclined               402 card_declined, insufficient_funds, ... (+ the payment)
     └── Unavailable                   503 unavailable, retriable, with Retry-After
         ├── StoreUnavailable          Redis unreachable or too slow
@@ -19,6 +25,8 @@
         └── ShardUnavailable          a PaymentActor shard is down
 
 Errors cross Ray process boundaries, so every class pickles from its ``args``.
+``headers()`` are the HTTP headers a response to the error carries (``Retry-After``,
+``WWW-Authenticate``).
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ class RaypayError(Exception):
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers of the problem response."""
+        return {}
+
 
 class Rejected(RaypayError):
     status = 400
@@ -56,6 +68,29 @@ class InvalidJson(InvalidRequest):
     code = "invalid_json"
     status = 400
     title = "Request body is not valid JSON"
+
+
+class RawCardNumber(InvalidRequest):
+    """A payment method that is a card number, not a token. The detail never repeats it."""
+
+    code = "raw_card_number"
+    status = 422
+    title = "Raw card numbers are not accepted"
+
+
+class Unauthorized(Rejected):
+    code = "unauthorized"
+    status = 401
+    title = "A valid API key is required"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="raypay"'}
+
+
+class Forbidden(Rejected):
+    code = "forbidden"
+    status = 403
+    title = "This API key may not do this"
 
 
 class OrderNotFound(Rejected):
@@ -106,6 +141,37 @@ class PayloadTooLarge(Rejected):
     title = "Request body is too large"
 
 
+class LengthRequired(Rejected):
+    code = "length_required"
+    status = 411
+    title = "A request body needs a Content-Length"
+
+
+class UnsupportedMediaType(Rejected):
+    code = "unsupported_media_type"
+    status = 415
+    title = "Content-Type must be application/json"
+
+
+class RateLimited(RaypayError):
+    """Too many requests for an API key or a customer; retry after ``retry_after_s``."""
+
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+    retriable = True
+
+    def __init__(
+        self, detail: str = "", extra: dict[str, Any] | None = None, retry_after_s: int = 1
+    ) -> None:
+        super().__init__(detail, extra)
+        self.args = (detail, extra, retry_after_s)
+        self.retry_after_s = max(1, int(retry_after_s))
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
 class PaymentDeclined(RaypayError):
     """The gateway declined; ``extra["payment"]`` is the failed payment object."""
 
@@ -131,6 +197,9 @@ class Unavailable(RaypayError):
     title = "Service temporarily unavailable"
     retriable = True
     retry_after_s: ClassVar[int] = 1
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class StoreUnavailable(Unavailable):

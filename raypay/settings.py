@@ -7,8 +7,12 @@ because that is how platforms hand out service URLs. Read in bootstrap code
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from decimal import Decimal
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from raypay.auth import parse_api_keys
 
 
 class Settings(BaseSettings):
@@ -36,3 +40,26 @@ class Settings(BaseSettings):
     data_dir: str = ".raypay"
     max_body_bytes: int = 16_384
     idempotency_ttl_s: int = 24 * 3600
+
+    # --- trust: API keys, rate limits, amount cap (README: "Keys, roles and limits") ---
+    # Keys configured by hash, "sha256hex:role,..." (role checkout or admin); keys can
+    # also live in Redis as {key_prefix}:apikey:{sha256}, which `raypay keys` manages.
+    api_keys: str = ""
+    # How long a replica trusts its cached answer about a key: the bound on how long a
+    # revoked key keeps working, and on how often a replica asks Redis about a key.
+    api_key_cache_s: float = Field(1.0, ge=0, le=60)
+    # Token buckets, requests per second with a burst; 0 turns a limit off.
+    rate_limit_per_key: float = Field(10_000, ge=0)
+    rate_limit_per_key_burst: int = Field(20_000, ge=1)
+    rate_limit_per_customer: float = Field(20, ge=0)
+    rate_limit_per_customer_burst: int = Field(100, ge=1)
+    # Largest amount of one payment, in major units of the request's currency;
+    # per-currency overrides as JSON, e.g. RAYPAY_MAX_AMOUNT_BY_CURRENCY='{"JPY": 15000000}'.
+    max_amount: Decimal = Field(Decimal(100_000), gt=0)
+    max_amount_by_currency: dict[str, Decimal] = Field(default_factory=dict)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _valid_api_keys(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
