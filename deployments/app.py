@@ -7,7 +7,8 @@
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request, Response
+import redis as redis_sync
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from ray import serve
@@ -15,24 +16,48 @@ from ray.exceptions import RayError
 
 from actors.topology import Topology, ensure_actors
 from deployments import problems
-from deployments.models import OrderPaymentsOut, PaymentBody, PaymentOut, Problem
+from deployments.models import (
+    ID_PATTERN,
+    AdminOrdersBody,
+    OrderPaymentsOut,
+    PaymentBody,
+    PaymentOut,
+    Problem,
+    SeededOrders,
+)
+from deployments.security import (
+    PRINCIPAL,
+    Admin,
+    Checkout,
+    Guard,
+    GuardConfig,
+    Keyring,
+    RateLimiter,
+)
+from raypay import seeding
 from raypay.adapters.gateway_sim import SimulatorConfig
-from raypay.adapters.redis_store import Keys, RedisPayments, connect, translated
+from raypay.adapters.redis_store import Keys, RedisOrders, RedisPayments, connect, translated
+from raypay.auth import check_order_access
 from raypay.errors import (
-    PayloadTooLarge,
     PaymentNotFound,
     RaypayError,
     ShardUnavailable,
+    StoreUnavailable,
     problem,
 )
+from raypay.guards import check_amount_cap
 from raypay.replies import Reply
 from raypay.settings import Settings
 from raypay.sharding import shard_for
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (400, 402, 404, 409, 413, 422, 503)
+    for status in (400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503)
 }
+CustomerFilter = Annotated[
+    str | None,
+    Query(alias="customerId", pattern=ID_PATTERN, description="Only this customer's"),
+]
 
 api = FastAPI(
     title="raypay",
@@ -40,16 +65,7 @@ api = FastAPI(
     summary="Payments for ticketing checkouts, on Ray Serve, Redis and Kafka.",
 )
 problems.install(api)
-
-
-@api.middleware("http")
-async def limit_body_size(request: Request, call_next: Any) -> Response:
-    """413 before the body is read, from its declared length."""
-    limit = request.app.state.max_body_bytes
-    length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > limit:
-        return problems.from_error(PayloadTooLarge(f"body is larger than {limit} bytes"))
-    return await call_next(request)
+api.add_middleware(Guard)  # 413, 401, 415 before any route (deployments/security.py)
 
 
 class SimulatorArgs(BaseModel):
@@ -74,7 +90,6 @@ class AppArgs(BaseModel):
 class PaymentIngress:
     def __init__(self, args: AppArgs, settings: Settings) -> None:
         self.settings = settings
-        api.state.max_body_bytes = settings.max_body_bytes
         self.topology: Topology = ensure_actors(
             settings,
             args.shards,
@@ -84,6 +99,9 @@ class PaymentIngress:
         )
         self.redis = connect(settings.redis_url, settings.redis_timeout_s)
         self.payments = RedisPayments(self.redis, Keys(settings.key_prefix))
+        self.orders = RedisOrders(self.redis, Keys(settings.key_prefix))
+        self.limiter = RateLimiter(settings, self.redis)
+        api.state.guard = GuardConfig(Keyring(settings, self.redis), settings.max_body_bytes)
 
     async def _await_actor(self, ref: Any) -> Any:
         try:
@@ -102,29 +120,81 @@ class PaymentIngress:
     async def create_payment(
         self,
         body: PaymentBody,
+        principal: Checkout,
         idempotency_key: Annotated[
             str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
         ] = None,
     ) -> JSONResponse:
         """Pay an order. Safe to retry: an order is charged at most once."""
+        request = body.to_domain()
+        check_amount_cap(
+            request.amount, self.settings.max_amount, self.settings.max_amount_by_currency
+        )
+        await self.limiter.admit(principal, request.customer_id)
         shards = self.topology.shards
         shard = shards[shard_for(body.order_id, len(shards))]
-        reply: Reply = await self._await_actor(shard.pay.remote(body.to_domain(), idempotency_key))
+        reply: Reply = await self._await_actor(shard.pay.remote(request, idempotency_key))
         headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
         media_type = problems.PROBLEM_JSON if reply.status >= 400 else "application/json"
         return JSONResponse(reply.body, reply.status, headers, media_type)
 
     @api.get("/v1/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
-    async def get_payment(self, payment_id: str) -> dict[str, Any]:
+    async def get_payment(
+        self,
+        payment_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        principal: Checkout,
+        customer_id: CustomerFilter = None,
+    ) -> dict[str, Any]:
+        """A payment by its id (unguessable); with ``customerId``, only if it is theirs."""
+        await self.limiter.admit(principal)
         payment = await self.payments.get(payment_id)
-        if payment is None:
+        if payment is None or customer_id not in (None, payment.customer_id):
             raise PaymentNotFound(f"payment {payment_id} not found")
         return payment.to_api()
 
     @api.get("/v1/orders/{order_id}/payments", response_model=OrderPaymentsOut, responses=PROBLEMS)
-    async def list_order_payments(self, order_id: str) -> dict[str, Any]:
+    async def list_order_payments(
+        self,
+        order_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        principal: Checkout,
+        customer_id: CustomerFilter = None,
+    ) -> dict[str, Any]:
+        """An order's payments, oldest first. Checkout keys: ``customerId`` must own the order."""
+        await self.limiter.admit(principal)
+        owner = None
+        if customer_id is not None:
+            order = await self.orders.get(order_id)
+            owner = order.customer_id if order else None
         payments = await self.payments.list_for_order(order_id)
+        if customer_id is not None and owner is None and payments:
+            owner = payments[0].customer_id  # the order record is gone; its payments say
+        check_order_access(principal, customer_id, owner)
         return {"orderId": order_id, "payments": [p.to_api() for p in payments]}
+
+    @api.post("/v1/admin/orders", status_code=201, response_model=SeededOrders, responses=PROBLEMS)
+    async def seed_orders(self, body: AdminOrdersBody, principal: Admin) -> dict[str, Any]:
+        """Admin: write orders (and reservations) as the order service would (raypay.seeding)."""
+        await self.limiter.admit(principal)
+        return {"orders": await asyncio.to_thread(self._seed, body)}
+
+    def _seed(self, body: AdminOrdersBody) -> list[dict[str, str]]:
+        # Rare and admin-only: the sync seeding code, on a short-lived client, in a thread.
+        timeout = self.settings.redis_timeout_s
+        client = redis_sync.Redis.from_url(
+            self.settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        try:
+            return seeding.seed(
+                client, self.settings.key_prefix, count=body.count, amount=body.amount,
+                currency=body.currency, status=body.status, reservation=body.reservation,
+                reservation_status=body.reservation_status,
+                reservation_ttl_s=body.reservation_ttl_seconds, customer_id=body.customer_id,
+                id_prefix=body.id_prefix,
+            )  # fmt: skip
+        except redis_sync.RedisError as exc:
+            raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
+        finally:
+            client.close()
 
     @api.get("/healthz")
     async def healthz(self) -> dict[str, str]:
@@ -132,8 +202,8 @@ class PaymentIngress:
         return {"status": "ok"}
 
     @api.get("/readyz", responses={503: {"model": Problem}})
-    async def readyz(self) -> JSONResponse:
-        """Redis, the broker and every actor answer; 503 names what is down."""
+    async def readyz(self, request: Request) -> JSONResponse:
+        """Redis, the broker and every actor answer; 503 if not. Which ones: with a key only."""
         checks: dict[str, Any] = {}
         try:
             async with translated():
@@ -143,7 +213,9 @@ class PaymentIngress:
             checks["redis"] = {"ok": False, "error": exc.detail}
         try:
             status = await self._await_actor(self.topology.producer.status.remote())
-            checks["broker"] = {"ok": status["broker"], "error": status["brokerError"]}
+            # The producer's error text names the broker's host: not for a response.
+            error = None if status["broker"] else "broker unreachable"
+            checks["broker"] = {"ok": status["broker"], "error": error}
             checks["outbox"] = {
                 "ok": status["redis"],
                 "depth": status["outboxDepth"],
@@ -163,6 +235,11 @@ class PaymentIngress:
             except RaypayError as exc:
                 checks[name] = {"ok": False, "error": exc.detail}
         down = [name for name, check in checks.items() if not check["ok"]]
+        if request.scope.get(PRINCIPAL) is None:
+            if not down:
+                return JSONResponse({"status": "ready"})
+            body = problem(503, "unavailable", "Not ready", "not ready")
+            return problems.problem_response(body, {"Retry-After": "1"})
         if not down:
             return JSONResponse({"status": "ready", "checks": checks})
         body = problem(

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from raypay.model import PaymentRequest
+from raypay.guards import looks_like_card_number
+from raypay.model import OrderStatus, PaymentRequest, ReservationStatus
 from raypay.money import Money, MoneyError, is_currency
 
+# Ids: 1-64 characters, letters, digits and _ . : - (no spaces, slashes or unicode).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# Tokens start with a letter: a number is never a payment method.
+TOKEN_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+# A decimal written out: no exponent, no spaces, no "_" separators, no "+".
+_DECIMAL_TEXT = re.compile(r"-?[0-9]{1,24}(\.[0-9]{1,24})?")
+RAW_CARD_NUMBER = "raw_card_number"
 
 
 class PaymentBody(BaseModel):
@@ -41,9 +51,27 @@ class PaymentBody(BaseModel):
     )
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
     payment_method: str = Field(
-        pattern=r"^[A-Za-z0-9_]{1,64}$", description="Token, e.g. pm_card_visa"
+        pattern=TOKEN_PATTERN,
+        description="Token, e.g. pm_card_visa; a raw card number is refused (raw_card_number)",
     )
     reservation_id: str | None = Field(default=None, pattern=ID_PATTERN)
+
+    @field_validator("payment_method", mode="before")
+    @classmethod
+    def not_a_card_number(cls, value: Any) -> Any:
+        # Before any other check: the number must not travel on in an error or a record.
+        if isinstance(value, str | int) and looks_like_card_number(str(value)):
+            raise PydanticCustomError(
+                RAW_CARD_NUMBER, "looks like a raw card number: send a payment token"
+            )
+        return value
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def plain_decimal(cls, value: Any) -> Any:
+        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+            raise ValueError("amount must be a plain decimal such as 25.00")
+        return value
 
     @field_validator("currency")
     @classmethod
@@ -68,6 +96,45 @@ class PaymentBody(BaseModel):
             payment_method=self.payment_method,
             reservation_id=self.reservation_id,
         )
+
+
+class AdminOrdersBody(BaseModel):
+    """POST /v1/admin/orders body: what ``raypay seed`` takes, for admin keys."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    count: int = Field(1, ge=1, le=1000)
+    amount: Decimal = Field(Decimal("25.00"), description="Decimal, the currency's decimals")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    status: OrderStatus = OrderStatus.PENDING_PAYMENT
+    customer_id: str | None = Field(None, pattern=ID_PATTERN)
+    reservation: bool = False
+    reservation_status: ReservationStatus = ReservationStatus.ACTIVE
+    reservation_ttl_seconds: float = Field(900.0, ge=-86_400, le=86_400 * 30)
+    id_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.:-]{0,16}$")
+
+    @model_validator(mode="after")
+    def valid_money(self) -> AdminOrdersBody:
+        try:
+            Money.parse(self.amount, self.currency)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class SeededOrder(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    order_id: str
+    customer_id: str
+    amount: str
+    currency: str
+    status: str
+    reservation_id: str | None = None
+
+
+class SeededOrders(BaseModel):
+    orders: list[SeededOrder]
 
 
 class PaymentOut(BaseModel):

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from raypay.errors import RaypayError, Unavailable, problem, to_problem
+from raypay.errors import RawCardNumber, RaypayError, problem, to_problem
+from raypay.guards import redact_card_numbers
 
 log = logging.getLogger("raypay.ingress")
 PROBLEM_JSON = "application/problem+json"
@@ -20,10 +21,7 @@ def problem_response(body: dict, headers: dict[str, str] | None = None) -> JSONR
 
 
 def from_error(error: RaypayError) -> JSONResponse:
-    headers = None
-    if isinstance(error, Unavailable):
-        headers = {"Retry-After": str(error.retry_after_s)}
-    return problem_response(to_problem(error), headers)
+    return problem_response(to_problem(error), error.headers() or None)
 
 
 async def on_raypay_error(_: Request, error: Exception) -> JSONResponse:
@@ -38,15 +36,20 @@ async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
         return problem_response(
             problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object")
         )
+    # Never the input (pydantic's "input" and "ctx"), and no card number even in a name.
     fields = [
         {
-            "field": ".".join(str(part) for part in e["loc"] if part != "body"),
-            "message": e["msg"],
+            "field": redact_card_numbers(
+                ".".join(str(part) for part in e["loc"] if part != "body")
+            ),
+            "message": redact_card_numbers(str(e["msg"])),
             "type": e["type"],
         }
         for e in errors
     ]
     detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
+    if any(f["type"] == RawCardNumber.code for f in fields):
+        return from_error(RawCardNumber(detail, {"errors": fields}))
     return problem_response(
         problem(422, "validation_error", "Request body is invalid", detail, errors=fields)
     )
@@ -54,6 +57,10 @@ async def on_validation_error(_: Request, error: Exception) -> JSONResponse:
 
 async def on_http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400:  # FastAPI's "error parsing the body", e.g. not UTF-8
+        return problem_response(
+            problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object")
+        )
     code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
         error.status_code, "http_error"
     )

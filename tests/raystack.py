@@ -1,7 +1,12 @@
 """Session fixtures for the Ray layer: a local Ray, the Serve app on the real
 embedded Redis and broker (``redis_server`` / ``broker`` from tests/conftest.py),
 a sync Redis client for seeding and counting, and a Kafka consumer that collects
-every event the service publishes."""
+every event the service publishes.
+
+Every app the session starts knows ``ADMIN_KEY`` (configured by hash through
+RAYPAY_API_KEYS, which also reaches apps whose Settings read the environment), and
+every ``Service.http`` client presents it: tests that are not about keys never see them.
+"""
 
 from __future__ import annotations
 
@@ -23,11 +28,12 @@ from ray import serve
 
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
-from raypay import seeding
+from raypay import auth, seeding
 from raypay.settings import Settings
 from raypay.stack import free_port
 
 SHARDS, GATEWAYS = 2, 2
+ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configured
 
 
 @pytest.fixture(scope="session")
@@ -40,14 +46,16 @@ def ray_local() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def app_settings(redis_server: Any, broker: Any) -> Settings:
-    return Settings(
-        redis_url=redis_server.url,
-        kafka_bootstrap_servers=broker.url,
-        kafka_idempotence=False,
-        key_prefix=f"t{uuid.uuid4().hex[:8]}",
-        gateway_timeout_s=2.0,
-    )
+def app_settings(redis_server: Any, broker: Any) -> Iterator[Settings]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAYPAY_API_KEYS", f"{auth.hash_key(ADMIN_KEY)}:admin")
+        yield Settings(
+            redis_url=redis_server.url,
+            kafka_bootstrap_servers=broker.url,
+            kafka_idempotence=False,
+            key_prefix=f"t{uuid.uuid4().hex[:8]}",
+            gateway_timeout_s=2.0,
+        )
 
 
 @dataclass
@@ -57,7 +65,28 @@ class Service:
     base_url: str
     settings: Settings
     redis: redis.Redis
-    http: httpx.AsyncClient = field(init=False)
+    api_key: str = ADMIN_KEY
+    _http: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The test's HTTP client; it presents ``api_key`` unless told another header."""
+        assert self._http is not None, "Service.http is set by its fixture"
+        return self._http
+
+    @http.setter
+    def http(self, client: httpx.AsyncClient) -> None:
+        client.headers.setdefault("Authorization", f"Bearer {self.api_key}")
+        self._http = client
+
+    def caller(self, key: str | None) -> httpx.AsyncClient:
+        """A client of its own that presents ``key`` (None: no Authorization header)."""
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        return httpx.AsyncClient(base_url=self.base_url, timeout=30, headers=headers)
+
+    def create_key(self, role: str, **options: Any) -> str:
+        """A new key stored in Redis (as ``raypay keys create`` does); returns the key."""
+        return auth.create_key(self.redis, self.settings.key_prefix, role, **options)[0]
 
     def seed(self, **options: Any) -> dict[str, str]:
         options.setdefault("customer_id", f"cus_{uuid.uuid4().hex[:10]}")
@@ -108,6 +137,19 @@ async def service(
         serve.shutdown()
         kill_actors(app_settings, app_args.shards, app_args.gateway_pool)
         svc.redis.close()
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """``response`` is an RFC 9457 problem with this status and stable code; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM_JSON), response.headers
+    body = response.json()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys(), body
+    assert (body["status"], body["code"]) == (status, code), body
+    return body
 
 
 async def eventually(
