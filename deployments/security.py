@@ -46,7 +46,9 @@ from raypay.guards import is_json_media_type
 from raypay.settings import Settings
 
 PRINCIPAL = "raypay.principal"  # request scope key of the caller's Principal
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

@@ -3,6 +3,10 @@
     raypay up                 start Redis, broker, Ray and the Serve app; Ctrl-C stops all
     raypay where [--json]     URLs of the running stack (exit 1 if none runs)
     raypay seed [options]     write orders / reservations into the stack's Redis
+    raypay keys create --role checkout|admin [--label L] [--rate R --burst B]
+                              a new API key: printed once, only its hash is stored
+    raypay keys revoke ID     delete a key (its id, hash, or the key); 401 within ~1 s
+    raypay keys list          ids, roles and labels of the stored keys
     raypay load [options]     burst checkout traffic at the running stack, invariants checked
     raypay bench [options]    raypay against a FastAPI peer on this machine, one line per figure
 
@@ -90,6 +94,38 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    import redis
+
+    from raypay import auth
+
+    url = _redis_url(args)
+    if url is None:
+        print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
+        return 1
+    client, prefix = redis.Redis.from_url(url, decode_responses=True), Settings().key_prefix
+    try:
+        if args.action == "create":
+            key, digest = auth.create_key(
+                client, prefix, args.role, label=args.label, rate=args.rate, burst=args.burst
+            )
+            print(json.dumps({"key": key, "id": auth.key_id(digest), "role": args.role}))
+        elif args.action == "revoke":
+            print(f"revoked {auth.key_id(auth.revoke_key(client, prefix, args.ref))}")
+        else:
+            for row in auth.list_keys(client, prefix):
+                print(json.dumps(row))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except redis.RedisError as exc:
+        print(f"error: Redis: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from raypay.model import OrderStatus, ReservationStatus
 
@@ -124,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--customer", help="customer id (default: a random one per order)")
     seed.add_argument("--prefix", default="", help="prefix of generated ids")
     seed.set_defaults(func=cmd_seed)
+
+    keys = commands.add_parser("keys", help="create, revoke and list API keys (in Redis)")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key, printed once")
+    create.add_argument("--role", required=True, choices=["checkout", "admin"])
+    create.add_argument("--label", default="", help="a note on whose key it is")
+    create.add_argument("--rate", type=float, help="requests/s for this key (default: setting)")
+    create.add_argument("--burst", type=int, help="burst of --rate (default: one second's)")
+    revoke = actions.add_parser("revoke", help="delete a key: 401 within api_key_cache_s")
+    revoke.add_argument("ref", help="the key's id (8+ hex digits), its hash, or the key")
+    actions.add_parser("list", help="ids, roles and labels (never keys)")
+    keys.set_defaults(func=cmd_keys)
 
     from raypay.bench.cli import add_bench_parser
     from raypay.loadgen.cli import add_load_parser

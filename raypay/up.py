@@ -10,6 +10,10 @@ Ctrl-C, SIGTERM, a failed start-up or a dying server all unwind the same way:
 Serve, Ray, broker, Redis (graceful: the AOF is fsynced), then the state file.
 ``<data_dir>/stack.json`` tells other tools (``raypay where``, seed, load test) where
 everything is; :func:`find_stack` reads it.
+
+On its first start (per Redis) it creates an admin API key: the hash goes to Redis,
+the key is printed once and kept in ``<data_dir>/api-key`` (mode 0600), which
+:func:`read_api_key` reads for tools; the state names that file, never the key.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raypay import launch
+from raypay import auth, launch
 from raypay.settings import Settings
 from raypay.stack import Server, StackError, create_topics, pick_port, start_broker, start_redis
 
 STATE_FILE = "stack.json"
+API_KEY_FILE = "api-key"
 REDIS_PORT, KAFKA_PORT, DASHBOARD_PORT = 6380, 9092, 8265
 
 
@@ -73,6 +78,52 @@ def find_stack(data_dir: str | Path | None = None) -> dict[str, Any] | None:
         return None
     pid = state.get("pid") if isinstance(state, dict) else None
     return state if isinstance(pid, int) and _pid_alive(pid) else None
+
+
+def read_api_key(data_dir: str | Path | None = None) -> str | None:
+    """The admin key ``raypay up`` created, from ``<data_dir>/api-key``; None if there is none."""
+    path = Path(data_dir or Settings().data_dir).resolve() / API_KEY_FILE
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` readable by its owner only (0600 from the start, then swapped in)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text + "\n")
+    tmp.replace(path)
+
+
+def ensure_api_key(redis: Any, prefix: str, data_dir: Path) -> tuple[Path, str | None]:
+    """The stack's admin key: kept if still valid, else created (hash in Redis, key in the
+    0600 file). Returns the file and the new key, or None when the kept one is still good."""
+    path = data_dir / API_KEY_FILE
+    kept = read_api_key(data_dir)
+    if kept and auth.key_exists(redis, prefix, kept):
+        return path, None
+    key, _ = auth.create_key(redis, prefix, auth.Role.ADMIN, label="raypay up")
+    _write_secret(path, key)
+    return path, key
+
+
+def _bootstrap_key(redis_url: str, data_dir: Path) -> Path:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        path, key = ensure_api_key(client, Settings().key_prefix, data_dir)
+    finally:
+        client.close()
+    if key is None:
+        _say(f"api key in {path} (admin)")
+    else:  # the one time the key is shown
+        _say(f"api key {key}  (admin; shown once, kept in {path})")
+    return path
 
 
 def _external(*names: str) -> str | None:
@@ -148,7 +199,7 @@ def print_where(state: dict[str, Any]) -> None:
         "API": state["api_url"], "OpenAPI": state["docs_url"],
         "dashboard": state.get("dashboard_url") or "-", "Redis": state["redis_url"],
         "Kafka": state["kafka_bootstrap_servers"], "Ray": state["ray_address"],
-        "pid": state["pid"],
+        "pid": state["pid"], "API key": state.get("api_key_file") or "-",
     }  # fmt: skip
     for name, value in rows.items():
         _say(f"  {name:<10} {value}")
@@ -187,10 +238,12 @@ def run(options: UpOptions) -> int:
         try:
             stores = _start_stores(cleanup, options)
             os.environ.update(stores.env)  # before Ray starts: local workers inherit it
+            key_file = _bootstrap_key(stores.redis_url, options.data_dir)
             app = _start_app(cleanup, options, stores.env)
             state = {
                 "pid": os.getpid(), **app, "redis_url": stores.redis_url,
                 "kafka_bootstrap_servers": stores.kafka, "data_dir": str(options.data_dir),
+                "api_key_file": str(key_file),
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }  # fmt: skip
             _write_state(state_path, state)
