@@ -76,7 +76,7 @@ class RichProgress:
             TimeElapsedColumn,
         )
 
-        self.console = Console(stderr=True)
+        self.console = Console(stderr=True, highlight=False)
         self.bar = Progress(
             TextColumn("paying"),
             BarColumn(),
