@@ -5,9 +5,11 @@ background task of one worker.
 
 It runs raypay's own domain and adapters (``raypay.replies.answer`` over ``pay``, the
 Redis stores, ``GatewaySimulator`` with its Redis ledger, ``OutboxRelay`` +
-``KafkaSink``), so both sides do the same Redis steps and the same simulator logic; only
-the plumbing differs: no actor hops, a per-order lock only within a worker (the atomic
-``begin`` guard keeps two workers from paying an order twice).
+``KafkaSink``) behind the ingress's own trust wiring (``deployments.security``: API key,
+role, JSON body, size limit, rate limits; the amount cap), so both sides do the same
+Redis steps and the same simulator logic; only the plumbing differs: no actor hops, a
+per-order lock only within a worker (the atomic ``begin`` guard keeps two workers from
+paying an order twice). Keys come from ``RAYPAY_API_KEYS`` (the benchmark sets one).
 
     RAYPAY_REDIS_URL=... RAYPAY_KAFKA_BOOTSTRAP_SERVERS=... RAYPAY_KEY_PREFIX=peer \\
     RAYPAY_PEER_RELAY_LOCK=/tmp/peer.lock uvicorn raypay.bench.peer:app --workers 2
@@ -26,11 +28,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
 from deployments import problems
 from deployments.models import PaymentBody
+from deployments.security import Checkout, Guard, GuardConfig, Keyring, RateLimiter
 from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
 from raypay.adapters.kafka_sink import KafkaSink
 from raypay.adapters.outbox import OutboxRelay
@@ -42,8 +45,9 @@ from raypay.adapters.redis_store import (
     RedisReservations,
     connect,
 )
-from raypay.errors import GatewayUnavailable, PayloadTooLarge
+from raypay.errors import GatewayUnavailable
 from raypay.events import FAILED, SUCCEEDED
+from raypay.guards import check_amount_cap
 from raypay.ports import ChargeRequest, ChargeResult
 from raypay.replies import answer
 from raypay.settings import Settings
@@ -97,7 +101,9 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
     keys = Keys(settings.key_prefix)
     # The simulator as serve_config.yaml configures it for the benchmark: latency 0.
     simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), SimulatorConfig())
-    api.state.max_body_bytes = settings.max_body_bytes
+    api.state.settings = settings
+    api.state.guard = GuardConfig(Keyring(settings, redis), settings.max_body_bytes)
+    api.state.limiter = RateLimiter(settings, redis)
     api.state.replies = RedisReplies(redis, keys, settings.idempotency_ttl_s)
     api.state.payments = RedisPayments(redis, keys)
     api.state.deps = Deps(
@@ -130,16 +136,7 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="raypay peer (FastAPI + uvicorn, no Ray)", lifespan=lifespan)
 problems.install(app)
-
-
-@app.middleware("http")
-async def limit_body_size(request: Request, call_next: Any) -> Response:
-    """413 before the body is read, from its declared length (as the ingress does)."""
-    limit = request.app.state.max_body_bytes
-    length = request.headers.get("content-length", "0")
-    if not length.isdigit() or int(length) > limit:
-        return problems.from_error(PayloadTooLarge(f"body is larger than {limit} bytes"))
-    return await call_next(request)
+app.add_middleware(Guard)  # 413, 401, 415 before any route, as in deployments/app.py
 
 
 def _lock(request: Request, order_id: str) -> asyncio.Lock:
@@ -154,14 +151,18 @@ def _lock(request: Request, order_id: str) -> asyncio.Lock:
 async def create_payment(
     request: Request,
     body: PaymentBody,
+    principal: Checkout,
     idempotency_key: Annotated[
         str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
     ] = None,
 ) -> JSONResponse:
-    """Pay an order: the same contract as raypay's ingress."""
-    state = request.app.state
+    """Pay an order: the same contract and checks as raypay's ingress."""
+    state, payment = request.app.state, body.to_domain()
+    settings = state.settings
+    check_amount_cap(payment.amount, settings.max_amount, settings.max_amount_by_currency)
+    await state.limiter.admit(principal, payment.customer_id)
     async with _lock(request, body.order_id):
-        reply = await answer(body.to_domain(), state.deps, state.replies, idempotency_key)
+        reply = await answer(payment, state.deps, state.replies, idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
     media_type = problems.PROBLEM_JSON if reply.status >= 400 else "application/json"
     return JSONResponse(reply.body, reply.status, headers, media_type)

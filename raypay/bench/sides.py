@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from raypay import auth
 from raypay.bench import procs
 from raypay.loadgen.cli import stack_api_key
 from raypay.loadgen.evidence import Target
@@ -132,10 +133,12 @@ class PeerSide(Side):
         argv = [sys.executable, "-m", "uvicorn", "raypay.bench.peer:app", "--host", "127.0.0.1",
                 "--port", str(port), "--workers", str(self.workers), "--no-access-log",
                 "--log-level", "warning"]  # fmt: skip
+        key = auth.new_key()  # the peer checks keys as raypay does; this one is configured
         env = {
             "RAYPAY_REDIS_URL": redis.url, "RAYPAY_KAFKA_BOOTSTRAP_SERVERS": broker.url,
             "RAYPAY_KAFKA_IDEMPOTENCE": "false", "RAYPAY_KEY_PREFIX": self.prefix,
             "RAYPAY_PEER_RELAY_LOCK": str(self.data_dir / "relay.lock"),
+            "RAYPAY_API_KEYS": f"{auth.hash_key(key)}:{auth.Role.CHECKOUT}",
         }  # fmt: skip
         peer = Server.spawn("peer", argv, url, self.data_dir / "logs" / "peer.log", **env)
         self.roots.append(peer)
@@ -143,7 +146,7 @@ class PeerSide(Side):
         self.startup_s = time.monotonic() - started
         self.target = Target(
             base_url=url, redis_url=redis.url, kafka=broker.url, key_prefix=self.prefix,
-            topics=tuple(topics), api_key=os.environ.get("RAYPAY_API_KEY"),
+            topics=tuple(topics), api_key=key,
         )  # fmt: skip
 
 
