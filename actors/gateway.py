@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import ray
 from ray.exceptions import RayError
 
+from actors.batching import BatchedMethod
 from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
 from raypay.adapters.redis_store import connect
+from raypay.batching import TicketBox
 from raypay.errors import GatewayUnavailable
 from raypay.ports import ChargeRequest, ChargeResult
 from raypay.settings import Settings
@@ -19,13 +23,24 @@ from raypay.sharding import shard_for
 class GatewaySimulatorActor:
     """One simulated card processor; its ledger lives in Redis, so a restart loses nothing."""
 
-    def __init__(self, settings: Settings, config: SimulatorConfig) -> None:
+    def __init__(
+        self, settings: Settings, config: SimulatorConfig, batch_hold_s: float = 0.05
+    ) -> None:
         redis = connect(settings.redis_url, settings.redis_timeout_s)
         self.simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), config)
+        self._box = TicketBox(batch_hold_s)
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key; a repeated key returns the first result."""
         return await self.simulator.charge(request)
+
+    async def charge_many(self, items: list[tuple[ChargeRequest]]) -> list[Any]:
+        """``charge`` for a batch: results or errors (as values), Tickets for slow ones."""
+        return await self._box.run([self.simulator.charge(request) for (request,) in items])
+
+    async def collect(self, ticket_ids: list[int]) -> list[Any]:
+        """Answers for the Tickets of earlier batches."""
+        return await self._box.collect(ticket_ids)
 
     async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
         """The earlier charge's result, or close the key with an ``abandoned`` decline."""
@@ -39,24 +54,28 @@ class ActorPoolGateway:
     """The Gateway port over the simulator pool: one key always goes to one actor,
     and a call that takes longer than ``timeout_s`` is a GatewayUnavailable."""
 
-    def __init__(self, pool: list[ray.actor.ActorHandle], timeout_s: float) -> None:
+    def __init__(
+        self, pool: list[ray.actor.ActorHandle], timeout_s: float, batch_window_s: float = 0.001
+    ) -> None:
         self.pool, self.timeout_s = pool, timeout_s
+        self._charge = [BatchedMethod(actor, "charge_many", batch_window_s) for actor in pool]
 
-    def _actor(self, key: str) -> ray.actor.ActorHandle:
-        return self.pool[shard_for(key, len(self.pool))]
+    def _index(self, key: str) -> int:
+        return shard_for(key, len(self.pool))
 
-    async def _call(self, ref: ray.ObjectRef) -> ChargeResult:
+    async def _call(self, call: Awaitable[ChargeResult]) -> ChargeResult:
         try:
-            return await asyncio.wait_for(ref, self.timeout_s)
+            return await asyncio.wait_for(call, self.timeout_s)
         except TimeoutError as exc:
             raise GatewayUnavailable(f"gateway did not answer within {self.timeout_s}s") from exc
         except GatewayUnavailable:
             raise
-        except RayError as exc:
+        except (RayError, LookupError) as exc:
             raise GatewayUnavailable(f"gateway actor unavailable: {type(exc).__name__}") from exc
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
-        return await self._call(self._actor(request.idempotency_key).charge.remote(request))
+        return await self._call(self._charge[self._index(request.idempotency_key)](request))
 
     async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
-        return await self._call(self._actor(idempotency_key).resolve_charge.remote(idempotency_key))
+        actor = self.pool[self._index(idempotency_key)]
+        return await self._call(actor.resolve_charge.remote(idempotency_key))

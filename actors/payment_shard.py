@@ -11,6 +11,7 @@ import asyncio
 import logging
 import weakref
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import ray
 
@@ -23,6 +24,7 @@ from raypay.adapters.redis_store import (
     RedisReservations,
     connect,
 )
+from raypay.batching import TicketBox
 from raypay.errors import RaypayError
 from raypay.model import PaymentRequest
 from raypay.replies import Reply, answer
@@ -47,6 +49,8 @@ class PaymentActor:
         settings: Settings,
         gateways: list[ray.actor.ActorHandle],
         sweep_after_s: float = 60.0,
+        batch_window_s: float = 0.001,
+        batch_hold_s: float = 0.05,
     ) -> None:
         self.index, self.shards = index, shards
         redis = connect(settings.redis_url, settings.redis_timeout_s)
@@ -57,11 +61,12 @@ class PaymentActor:
             orders=RedisOrders(redis, keys),
             reservations=RedisReservations(redis, keys),
             payments=self.payments,
-            gateway=ActorPoolGateway(gateways, settings.gateway_timeout_s),
+            gateway=ActorPoolGateway(gateways, settings.gateway_timeout_s, batch_window_s),
             clock=UtcClock(),
         )
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.in_flight = 0
+        self._box = TicketBox(batch_hold_s)
         self.sweep_after = timedelta(seconds=sweep_after_s)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
@@ -84,6 +89,14 @@ class PaymentActor:
                 return await answer(request, self.deps, self.replies, idempotency_key)
         finally:
             self.in_flight -= 1
+
+    async def pay_many(self, items: list[tuple[PaymentRequest, str | None]]) -> list[Any]:
+        """``pay`` for a batch: Replies or errors (as values), Tickets for slow ones."""
+        return await self._box.run([self.pay(request, key) for request, key in items])
+
+    async def collect(self, ticket_ids: list[int]) -> list[Any]:
+        """Answers for the Tickets of earlier batches."""
+        return await self._box.collect(ticket_ids)
 
     async def sweep(self) -> int:
         """Settle this shard's payments pending for longer than ``sweep_after``."""

@@ -38,16 +38,28 @@ def ensure_actors(
     gateways: int,
     simulator: SimulatorConfig,
     sweep_after_s: float = 60.0,
+    batch_window_s: float = 0.001,
+    batch_hold_s: float = 0.05,
 ) -> Topology:
     """Get or create the gateway pool, the producer and the shards."""
     prefix = settings.key_prefix
     pool = [
-        _named(GatewaySimulatorActor, f"{prefix}-gateway-{i}", settings, simulator)
+        _named(GatewaySimulatorActor, f"{prefix}-gateway-{i}", settings, simulator, batch_hold_s)
         for i in range(gateways)
     ]
     producer = _named(KafkaProducerActor, f"{prefix}-producer", settings)
     shard_handles = [
-        _named(PaymentActor, f"{prefix}-shard-{i}", i, shards, settings, pool, sweep_after_s)
+        _named(
+            PaymentActor,
+            f"{prefix}-shard-{i}",
+            i,
+            shards,
+            settings,
+            pool,
+            sweep_after_s,
+            batch_window_s,
+            batch_hold_s,
+        )
         for i in range(shards)
     ]
     return Topology(shard_handles, pool, producer)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayError
 
+from actors.batching import BatchedMethod
 from actors.topology import Topology, ensure_actors
 from deployments import problems
 from deployments.models import (
@@ -83,6 +84,10 @@ class AppArgs(BaseModel):
     gateway_pool: int = Field(2, ge=1, le=64)
     simulator: SimulatorArgs = SimulatorArgs()
     sweep_after_s: float = Field(60.0, gt=0)
+    # One Ray call per batch of the calls made within this window (0: same loop turn).
+    batch_window_ms: float = Field(1.0, ge=0, le=50)
+    # A batch is answered after at most this long; slower items are collected later.
+    batch_hold_ms: float = Field(50.0, ge=1, le=5000)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
@@ -96,7 +101,13 @@ class PaymentIngress:
             args.gateway_pool,
             SimulatorConfig(**args.simulator.model_dump()),
             args.sweep_after_s,
+            args.batch_window_ms / 1000,
+            args.batch_hold_ms / 1000,
         )
+        self._pay = [
+            BatchedMethod(shard, "pay_many", args.batch_window_ms / 1000)
+            for shard in self.topology.shards
+        ]
         self.redis = connect(settings.redis_url, settings.redis_timeout_s)
         self.payments = RedisPayments(self.redis, Keys(settings.key_prefix))
         self.orders = RedisOrders(self.redis, Keys(settings.key_prefix))
@@ -108,7 +119,7 @@ class PaymentIngress:
             return await asyncio.wait_for(ref, self.settings.shard_timeout_s)
         except RaypayError:
             raise
-        except (RayError, TimeoutError) as exc:
+        except (RayError, TimeoutError, LookupError) as exc:
             raise ShardUnavailable(f"payment shard unavailable: {type(exc).__name__}") from exc
 
     @api.post(

@@ -1,0 +1,105 @@
+"""Micro-batching: calls of one window travel as one batch; a slow item of a batch is
+answered later with a ticket, never holding up the fast ones."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from raypay.batching import MicroBatcher, Ticket, TicketBox, follow_tickets, resolve
+
+pytestmark = pytest.mark.unit
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    async def flush(self, batch) -> None:
+        self.batches.append([item for item, _ in batch])
+        for item, future in batch:
+            resolve(future, ValueError(item) if item < 0 else item * 10)
+
+
+async def test_calls_within_one_window_travel_as_one_batch():
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.flush, window_s=0.01)
+    assert await asyncio.gather(*(batcher.submit(i) for i in range(5))) == [0, 10, 20, 30, 40]
+    assert recorder.batches == [[0, 1, 2, 3, 4]]
+
+
+async def test_a_full_batch_leaves_without_waiting_for_the_window():
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.flush, window_s=10, max_size=3)
+    results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(i) for i in range(6))), 1)
+    assert results == [0, 10, 20, 30, 40, 50]
+    assert recorder.batches == [[0, 1, 2], [3, 4, 5]]
+
+
+async def test_an_error_reaches_only_its_own_caller():
+    batcher = MicroBatcher(Recorder().flush, window_s=0.001)
+    good, bad = await asyncio.gather(batcher.submit(1), batcher.submit(-1), return_exceptions=True)
+    assert good == 10 and isinstance(bad, ValueError)
+
+
+async def test_a_failed_flush_fails_every_caller_of_the_batch():
+    async def broken(batch) -> None:
+        raise ConnectionError("gone")
+
+    batcher = MicroBatcher(broken, window_s=0.001)
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(3)), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+
+
+async def test_a_caller_that_gave_up_does_not_break_the_batch():
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.flush, window_s=0.02)
+    impatient = asyncio.ensure_future(batcher.submit(1))
+    patient = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    assert await patient == 20
+
+
+async def slow(value, delay):
+    await asyncio.sleep(delay)
+    return value
+
+
+async def test_ticket_box_answers_fast_items_and_tickets_slow_ones():
+    box = TicketBox(hold_s=0.05)
+    answers = await box.run([slow("fast", 0), slow("slow", 0.2), slow("also fast", 0.01)])
+    assert answers[0] == "fast" and answers[2] == "also fast"
+    assert isinstance(answers[1], Ticket)
+    later = await box.collect([answers[1].id])
+    while isinstance(later[0], Ticket):
+        later = await box.collect([later[0].id])
+    assert later == ["slow"]
+
+
+async def test_ticket_box_returns_errors_as_values():
+    async def boom():
+        raise ValueError("no")
+
+    [answer] = await TicketBox(hold_s=0.05).run([boom()])
+    assert isinstance(answer, ValueError)
+
+
+async def test_an_unknown_ticket_is_a_lookup_error():
+    [answer] = await TicketBox().collect([12345])
+    assert isinstance(answer, LookupError)
+
+
+async def test_follow_tickets_resolves_fast_items_before_slow_ones_finish():
+    box = TicketBox(hold_s=0.02)
+    loop = asyncio.get_running_loop()
+    batch = [(i, loop.create_future()) for i in range(2)]
+    follower = asyncio.ensure_future(
+        follow_tickets(batch, box.run([slow("a", 0), slow("b", 0.3)]), box.collect)
+    )
+    fast, slow_one = batch[0][1], batch[1][1]
+    assert await asyncio.wait_for(fast, 0.2) == "a"
+    assert not slow_one.done()
+    await follower
+    assert slow_one.result() == "b"
