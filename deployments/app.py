@@ -142,9 +142,8 @@ class PaymentIngress:
             request.amount, self.settings.max_amount, self.settings.max_amount_by_currency
         )
         await self.limiter.admit(principal, request.customer_id)
-        shards = self.topology.shards
-        shard = shards[shard_for(body.order_id, len(shards))]
-        reply: Reply = await self._await_actor(shard.pay.remote(request, idempotency_key))
+        pay = self._pay[shard_for(body.order_id, len(self._pay))]
+        reply: Reply = await self._await_actor(pay(request, idempotency_key))
         headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
         media_type = problems.PROBLEM_JSON if reply.status >= 400 else "application/json"
         return JSONResponse(reply.body, reply.status, headers, media_type)
