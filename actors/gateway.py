@@ -26,7 +26,7 @@ class GatewaySimulatorActor:
     def __init__(
         self, settings: Settings, config: SimulatorConfig, batch_hold_s: float = 0.05
     ) -> None:
-        redis = connect(settings.redis_url, settings.redis_timeout_s)
+        redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)
         self.simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), config)
         self._box = TicketBox(batch_hold_s)
 

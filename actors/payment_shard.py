@@ -53,7 +53,7 @@ class PaymentActor:
         batch_hold_s: float = 0.05,
     ) -> None:
         self.index, self.shards = index, shards
-        redis = connect(settings.redis_url, settings.redis_timeout_s)
+        redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)
         keys = Keys(settings.key_prefix)
         self.payments = RedisPayments(redis, keys)
         self.replies = RedisReplies(redis, keys, settings.idempotency_ttl_s)

@@ -108,7 +108,7 @@ class PaymentIngress:
             BatchedMethod(shard, "pay_many", args.batch_window_ms / 1000)
             for shard in self.topology.shards
         ]
-        self.redis = connect(settings.redis_url, settings.redis_timeout_s)
+        self.redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)
         self.payments = RedisPayments(self.redis, Keys(settings.key_prefix))
         self.orders = RedisOrders(self.redis, Keys(settings.key_prefix))
         self.limiter = RateLimiter(settings, self.redis)

@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from raypay.adapters.pipelining import PipelinedRedis
 from raypay.errors import StoreUnavailable
 from raypay.events import Event
 from raypay.model import Order, Payment, PaymentStatus, Reservation
@@ -60,9 +61,13 @@ return 'settled'
 """
 
 
-def connect(url: str, timeout_s: float) -> aioredis.Redis:
-    """An asyncio client whose every call fails within about ``timeout_s``."""
-    return aioredis.Redis.from_url(
+def connect(url: str, timeout_s: float, pipelined: bool = False) -> aioredis.Redis:
+    """An asyncio client whose every call fails within about ``timeout_s``.
+
+    ``pipelined``: concurrent single commands share round trips (adapters/pipelining.py).
+    """
+    client_class = PipelinedRedis if pipelined else aioredis.Redis
+    return client_class.from_url(
         url,
         decode_responses=True,
         socket_timeout=timeout_s,

@@ -1,0 +1,45 @@
+"""Automatic pipelining: the Redis commands that concurrent coroutines issue in the
+same turn of the event loop go to Redis as one pipeline, one round trip.
+
+A shard runs a batch of payments at once, so each workflow step of every payment in
+the batch is issued in the same turn; this turns N round trips into one. Commands
+keep their own results and errors (``raise_on_error=False``); a connection failure
+fails every command of that pipeline, as it would have failed each of them alone.
+Blocking commands (XREADGROUP with BLOCK) and MULTI pipelines must use a plain client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from raypay.batching import MicroBatcher, Pending, resolve
+
+
+class PipelinedRedis(aioredis.Redis):
+    """A ``redis.asyncio.Redis`` whose single commands are pipelined per loop turn."""
+
+    def __init__(self, *args: Any, max_pipeline: int = 512, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batcher: MicroBatcher[tuple[tuple[Any, ...], dict[str, Any]], Any] = MicroBatcher(
+            self._flush, window_s=0, max_size=max_pipeline
+        )
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        return await self._batcher.submit((args, options))
+
+    async def _flush(self, batch: Pending) -> None:
+        if len(batch) == 1:  # nothing to share the trip with
+            (args, options), future = batch[0]
+            try:
+                resolve(future, await super().execute_command(*args, **options))
+            except Exception as exc:
+                resolve(future, exc)
+            return
+        pipe = self.pipeline(transaction=False)
+        for (args, options), _ in batch:
+            pipe.execute_command(*args, **options)
+        results = await pipe.execute(raise_on_error=False)
+        for (_, future), result in zip(batch, results, strict=True):
+            resolve(future, result)
