@@ -7,14 +7,22 @@ the PaymentActor shard that owns the order, under that order's lock; the atomic
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from raypay.errors import PaymentDeclined
+from raypay.errors import PaymentDeclined, Unavailable
 from raypay.events import event_for
-from raypay.model import Payment, PaymentRequest, PaymentStatus, check_order, check_reservation
+from raypay.model import (
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    Reservation,
+    check_order,
+    check_reservation,
+)
 from raypay.ports import (
     ChargeRequest,
     ChargeResult,
@@ -26,6 +34,8 @@ from raypay.ports import (
 )
 
 log = logging.getLogger("raypay.workflow")
+# How many earlier attempts one request settles before it gives up with a 503.
+MAX_PREDECESSORS = 3
 
 
 def new_id(prefix: str) -> str:
@@ -50,31 +60,44 @@ class Outcome:
 
 async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
     """Pay one order. Returns the succeeded payment; raises a RaypayError otherwise."""
+    # Steps 1-3 only read, so they read at once (one round trip with a pipelining
+    # client) and are decided below in their order.
+    done, order, reservation = await asyncio.gather(
+        deps.payments.succeeded_for(request.order_id),
+        deps.orders.get(request.order_id),
+        _reservation(request, deps),
+    )
     # 1. Idempotency: an order is paid at most once.
-    if done := await deps.payments.succeeded_for(request.order_id):
+    if done:
         return Outcome(done, replayed=True)
 
     # 2. The order exists, is the customer's, has this amount and may be paid.
-    check_order(await deps.orders.get(request.order_id), request)
+    check_order(order, request)
 
     # 3. The seat reservation, when given, is still the customer's and active.
     if request.reservation_id is not None:
-        reservation = await deps.reservations.get(request.reservation_id)
         check_reservation(reservation, request, deps.clock.now())
 
     # 4. A pending payment record, atomically guarded against a concurrent or earlier one.
     payment = Payment.start(request, deps.ids("pay"), deps.clock.now())
     begun = await deps.payments.begin(payment)
-    while not begun.created:
-        if begun.payment.status is PaymentStatus.SUCCEEDED:
-            return Outcome(begun.payment, replayed=True)
-        # A predecessor (a crashed shard, a timed-out gateway call) left this pending:
-        # settle it through the gateway's idempotency key before starting anew.
-        settled = await charge_and_settle(begun.payment, deps)
-        if settled.status is PaymentStatus.SUCCEEDED:
-            # Not a replay: the client that retried never saw this payment before.
-            return Outcome(settled, replayed=False)
+    for _ in range(MAX_PREDECESSORS):
+        if begun.created:
+            break
+        found = begun.payment
+        if found.status is PaymentStatus.SUCCEEDED:
+            return Outcome(found, replayed=True)
+        if found.status is PaymentStatus.PENDING:
+            # A predecessor (a crashed shard, a timed-out gateway call) left this
+            # pending: settle it through the gateway's idempotency key first.
+            settled = await charge_and_settle(found, deps)
+            if settled.status is PaymentStatus.SUCCEEDED:
+                # Not a replay: the client that retried never saw this payment before.
+                return Outcome(settled, replayed=False)
+        # Failed by now (settled here, or by whoever else ran it): start anew.
         begun = await deps.payments.begin(payment)
+    if not begun.created:
+        raise Unavailable(f"order {request.order_id} is being paid elsewhere; retry")
 
     # 5 and 6. Charge through the gateway, record the outcome and queue the event.
     settled = await charge_and_settle(begun.payment, deps)
@@ -85,6 +108,12 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
             decline_code=settled.error_code or "card_declined",
         )
     return Outcome(settled, replayed=False)
+
+
+async def _reservation(request: PaymentRequest, deps: Deps) -> Reservation | None:
+    if request.reservation_id is None:
+        return None
+    return await deps.reservations.get(request.reservation_id)
 
 
 async def charge_and_settle(payment: Payment, deps: Deps) -> Payment:

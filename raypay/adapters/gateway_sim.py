@@ -152,11 +152,15 @@ class GatewaySimulator:
         return (self.config.latency_ms + rng.random() * self.config.jitter_ms) / 1000
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
-        if (earlier := await self.ledger.get(request.idempotency_key)) is not None:
-            return earlier
+        delay = self.latency_s(request)
+        # A repeated key answers with its first result. Without a delay to skip or a
+        # held answer to avoid, record()'s SET NX below finds it a round trip sooner.
+        if delay > 0 or request.payment_method in (ERROR_TOKEN, TIMEOUT_TOKEN):
+            if (earlier := await self.ledger.get(request.idempotency_key)) is not None:
+                return earlier
         if request.payment_method == ERROR_TOKEN:
             raise GatewayUnavailable("simulated gateway error, nothing was charged")
-        if (delay := self.latency_s(request)) > 0:
+        if delay > 0:
             await asyncio.sleep(delay)
         decision = self.decide(request)
         if request.payment_method == DECLINED_ONCE_TOKEN:

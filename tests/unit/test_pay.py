@@ -248,3 +248,27 @@ def assert_nothing_was_paid(world: FakeWorld) -> None:
     assert world.payments.payments == {}
     assert world.gateway.calls == []
     assert world.payments.outbox == []
+
+
+class TestAnotherProcessRacing:
+    """What a second process (a peer worker, a shard during a restart) can leave behind."""
+
+    async def test_a_pending_payment_that_fails_meanwhile_is_passed_over(self, world):
+        world.gateway.unavailable_next()
+        with pytest.raises(GatewayUnavailable):
+            await pay(a_request(), world.deps)
+        (pending,) = await world.payments.list_for_order("ord_1")
+        real_begin = world.payments.begin
+
+        async def begin_seeing_it_fail(payment):
+            begun = await real_begin(payment)
+            if not begun.created:  # the other process settles it as we read it back
+                failed = begun.payment.fail("card_declined", "declined", begun.payment.created_at)
+                world.payments.payments[failed.payment_id] = failed
+                return type(begun)(failed, created=False)
+            return begun
+
+        world.payments.begin = begin_seeing_it_fail
+        outcome = await pay(a_request(), world.deps)
+        assert outcome.payment.status is PaymentStatus.SUCCEEDED
+        assert outcome.payment.payment_id != pending.payment_id
