@@ -24,7 +24,7 @@ class GatewaySimulatorActor:
     """One simulated card processor; its ledger lives in Redis, so a restart loses nothing."""
 
     def __init__(
-        self, settings: Settings, config: SimulatorConfig, batch_hold_s: float = 0.05
+        self, settings: Settings, config: SimulatorConfig, batch_hold_s: float = 0.5
     ) -> None:
         redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)
         self.simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), config)

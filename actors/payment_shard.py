@@ -50,7 +50,7 @@ class PaymentActor:
         gateways: list[ray.actor.ActorHandle],
         sweep_after_s: float = 60.0,
         batch_window_s: float = 0.001,
-        batch_hold_s: float = 0.05,
+        batch_hold_s: float = 0.5,
     ) -> None:
         self.index, self.shards = index, shards
         redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)

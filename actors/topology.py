@@ -39,7 +39,7 @@ def ensure_actors(
     simulator: SimulatorConfig,
     sweep_after_s: float = 60.0,
     batch_window_s: float = 0.001,
-    batch_hold_s: float = 0.05,
+    batch_hold_s: float = 0.5,
 ) -> Topology:
     """Get or create the gateway pool, the producer and the shards."""
     prefix = settings.key_prefix

@@ -87,7 +87,7 @@ class AppArgs(BaseModel):
     # One Ray call per batch of the calls made within this window (0: same loop turn).
     batch_window_ms: float = Field(1.0, ge=0, le=50)
     # A batch is answered after at most this long; slower items are collected later.
-    batch_hold_ms: float = Field(50.0, ge=1, le=5000)
+    batch_hold_ms: float = Field(500.0, ge=1, le=5000)
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)

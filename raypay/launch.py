@@ -61,7 +61,13 @@ def to_schema(raw: dict[str, Any], http_port: int, env_vars: dict[str, str] | No
     return ServeDeploySchema.model_validate(raw)
 
 
-FAST_INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+FAST_INGRESS_ENV = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    # A replica going away waits this long for the load balancer to notice (30 s by
+    # default): right for a fleet, but a local stack would take 35 s to stop on Ctrl-C.
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2",
+}
 
 
 def start_ray(
