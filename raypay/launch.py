@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
-from raypay.stack import StackError
+from raypay.stack import StackError, pick_port
 
 CONFIG_NAME = "serve_config.yaml"
 
@@ -70,6 +70,16 @@ FAST_INGRESS_ENV = {
 }
 
 
+def fast_ingress_env() -> dict[str, str]:
+    """FAST_INGRESS_ENV, plus free ports for HAProxy's own metrics and stats listeners
+    (fixed 9101 and 8404 by default: a second stack on the machine could not start)."""
+    return {
+        **FAST_INGRESS_ENV,
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(pick_port(9101)),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(pick_port(8404)),
+    }
+
+
 def start_ray(
     address: str | None, num_cpus: int, dashboard_port: int, fast_ingress: bool = True
 ) -> str | None:
@@ -82,8 +92,8 @@ def start_ray(
     """
     import ray
 
-    if fast_ingress:
-        for name, value in FAST_INGRESS_ENV.items():
+    if fast_ingress and not address:
+        for name, value in fast_ingress_env().items():
             os.environ.setdefault(name, value)
     if address:
         context = ray.init(address=address)

@@ -24,6 +24,7 @@ import os
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +53,7 @@ class _Stores:
     redis_url: str
     kafka: str
     env: dict[str, str]
-    servers: list[Server] = field(default_factory=list)
+    servers: list[Supervised] = field(default_factory=list)
 
 
 def _say(message: str) -> None:
@@ -132,11 +133,11 @@ def _external(*names: str) -> str | None:
 
 def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
     settings = Settings()
-    servers: list[Server] = []
+    servers: list[Supervised] = []
     redis_url = _external("RAYPAY_REDIS_URL", "REDIS_URL")
     if redis_url is None:
-        redis = cleanup.enter_context(start_redis(options.data_dir, pick_port(REDIS_PORT)))
-        servers.append(redis)
+        redis_port = pick_port(REDIS_PORT)
+        redis = _supervise(cleanup, servers, lambda: start_redis(options.data_dir, redis_port))
         redis_url = redis.url
         _say(f"redis   {redis_url}  (embedded, pid {redis.pid}, AOF in {options.data_dir}/redis)")
     else:
@@ -144,18 +145,41 @@ def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
     env = {"RAYPAY_REDIS_URL": redis_url}
     kafka = _external("RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
     if kafka is None:
-        log_dir = options.data_dir / "logs"
-        broker = cleanup.enter_context(start_broker(pick_port(KAFKA_PORT), log_dir))
-        servers.append(broker)
-        kafka = broker.url
+        kafka_port = pick_port(KAFKA_PORT)
         topics = [settings.topic_succeeded, settings.topic_failed]
-        create_topics(kafka, topics, partitions=options.partitions)
+
+        def start() -> Server:
+            broker = start_broker(kafka_port, options.data_dir / "logs")
+            # Memory storage: topics are made at every start, the first and a restart.
+            create_topics(broker.url, topics, partitions=options.partitions)
+            return broker
+
+        broker = _supervise(cleanup, servers, start)
+        kafka = broker.url
         env["RAYPAY_KAFKA_IDEMPOTENCE"] = "false"  # Tansu has no InitProducerId
         _say(f"kafka   {kafka}  (embedded Tansu, pid {broker.pid}, in memory; {', '.join(topics)})")
     else:
         _say(f"kafka   {kafka}  (external)")
     env["RAYPAY_KAFKA_BOOTSTRAP_SERVERS"] = kafka
     return _Stores(redis_url, kafka, env, servers)
+
+
+@dataclass
+class Supervised:
+    """An embedded server and how to start it again (same port, same data)."""
+
+    server: Server
+    start: Callable[[], Server]
+    restarts: int = 0
+
+
+def _supervise(
+    cleanup: contextlib.ExitStack, servers: list[Supervised], start: Callable[[], Server]
+) -> Server:
+    entry = Supervised(start(), start)
+    cleanup.callback(lambda: entry.server.stop())  # whichever incarnation runs at the end
+    servers.append(entry)
+    return entry.server
 
 
 def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str, str]) -> dict:
@@ -190,6 +214,13 @@ def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str,
     }
 
 
+def _remove_own_state(path: Path) -> None:
+    """Remove the state file if it is this process's (not a newer stack's)."""
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+
+
 def _write_state(path: Path, state: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -216,13 +247,39 @@ def _on_stop_signals(handler: Any) -> None:
         signal.signal(sig, handler)
 
 
-def _block(servers: list[Server]) -> None:
-    """Until a stop signal; an embedded server dying is an error, not a silent hang."""
+MAX_RESTARTS = 5
+
+
+def _restart(entry: Supervised, attempts: int = 10) -> Server:
+    """Start a dead server again on its port, which its closing connections may hold
+    for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            return entry.start()
+        except StackError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def _block(servers: list[Supervised]) -> None:
+    """Until a stop signal. An embedded server that dies is started again, like a
+    supervisor would (the service answers 503 meanwhile and recovers by itself);
+    one that keeps dying is an error, not a silent hang."""
     while True:
         time.sleep(1.0)
-        for server in servers:
-            if not server.alive():
-                raise StackError(f"{server.name} died; log {server.log_path}:\n{server.log_tail()}")
+        for entry in servers:
+            if entry.server.alive():
+                continue
+            died = f"{entry.server.name} (pid {entry.server.pid}) died"
+            if entry.restarts >= MAX_RESTARTS:
+                raise StackError(f"{died} {entry.restarts + 1} times; log {entry.server.log_path}"
+                                 f":\n{entry.server.log_tail()}")  # fmt: skip
+            _say(f"{died}; starting it again")
+            entry.restarts += 1
+            entry.server = _restart(entry)
+            _say(f"{entry.server.name} is back (pid {entry.server.pid})")
 
 
 def run(options: UpOptions) -> int:
@@ -236,7 +293,7 @@ def run(options: UpOptions) -> int:
     code = 0
     _on_stop_signals(_interrupt)
     with contextlib.ExitStack() as cleanup:
-        cleanup.callback(state_path.unlink, missing_ok=True)
+        cleanup.callback(_remove_own_state, state_path)
         try:
             stores = _start_stores(cleanup, options)
             os.environ.update(stores.env)  # before Ray starts: local workers inherit it

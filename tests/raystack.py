@@ -30,7 +30,7 @@ from ray import serve
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
 from raypay import auth, seeding
-from raypay.launch import FAST_INGRESS_ENV
+from raypay.launch import fast_ingress_env
 from raypay.settings import Settings
 from raypay.stack import free_port
 
@@ -41,7 +41,7 @@ ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configu
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
     # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized.
-    for name, value in FAST_INGRESS_ENV.items():
+    for name, value in fast_ingress_env().items():
         os.environ.setdefault(name, value)
     # Throughput mode buffers 1,000 access-log lines; tests read the log, so no buffer.
     os.environ.setdefault("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1")
