@@ -56,7 +56,7 @@ def test_redis_on_a_taken_port_fails_fast_and_clearly(tmp_path: Path) -> None:
 def test_the_session_redis_answers_with_persistence_on(redis_server: Server) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     assert client.ping()
-    assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+    assert client.config_get("appendfsync") == {"appendfsync": "always"}
     client.close()
 
 
