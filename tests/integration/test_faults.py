@@ -103,8 +103,12 @@ async def test_payments_complete_while_broker_is_down_and_events_follow(faults):
         faults.start_broker()
     ids = {r.json()["paymentId"] for r in responses}
     async with consuming(faults.broker.url, topics(service)) as log:
+        # The relay backs off (up to 5 s) while the broker is away, and the producer
+        # needs a metadata refresh once it is back: a generous but finite deadline.
         await eventually(
-            lambda: {m["value"]["paymentId"] for m in log.messages}, lambda seen: ids <= seen
+            lambda: {m["value"]["paymentId"] for m in log.messages},
+            lambda seen: ids <= seen,
+            within=90,
         )
     delivered = delivered_log(service)
     event_ids = {m["value"]["eventId"] for m in log.messages if m["value"]["paymentId"] in ids}
@@ -126,8 +130,12 @@ async def test_producer_killed_while_events_wait_delivers_them_after_restart(fau
         faults.start_broker()
     ids = {r.json()["paymentId"] for r in responses}
     async with consuming(faults.broker.url, topics(service)) as log:
+        # The relay backs off (up to 5 s) while the broker is away, and the producer
+        # needs a metadata refresh once it is back: a generous but finite deadline.
         await eventually(
-            lambda: {m["value"]["paymentId"] for m in log.messages}, lambda seen: ids <= seen
+            lambda: {m["value"]["paymentId"] for m in log.messages},
+            lambda seen: ids <= seen,
+            within=90,
         )
 
 
