@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 import ray
-from raystack import consuming, eventually
+from raystack import EventLog, consuming, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,19 @@ def delivered_log(service) -> Counter:
 
 def topics(service) -> list[str]:
     return [service.settings.topic_succeeded, service.settings.topic_failed]
+
+
+async def events_after_restart(faults, payment_ids: set[str]) -> EventLog:
+    """Every message on the restarted broker, once the events of these payments came."""
+    async with consuming(faults.broker.url, topics(faults.service)) as log:
+        # The relay backs off (up to 5 s) while the broker is away, and the producer
+        # needs a metadata refresh once it is back: a generous but finite deadline.
+        await eventually(
+            lambda: {m["value"]["paymentId"] for m in log.messages},
+            lambda seen: payment_ids <= seen,
+            within=90,
+        )
+    return log
 
 
 async def pay_until_final(service, order, **overrides):
@@ -102,14 +115,7 @@ async def test_payments_complete_while_broker_is_down_and_events_follow(faults):
     finally:
         faults.start_broker()
     ids = {r.json()["paymentId"] for r in responses}
-    async with consuming(faults.broker.url, topics(service)) as log:
-        # The relay backs off (up to 5 s) while the broker is away, and the producer
-        # needs a metadata refresh once it is back: a generous but finite deadline.
-        await eventually(
-            lambda: {m["value"]["paymentId"] for m in log.messages},
-            lambda seen: ids <= seen,
-            within=90,
-        )
+    log = await events_after_restart(faults, ids)
     delivered = delivered_log(service)
     event_ids = {m["value"]["eventId"] for m in log.messages if m["value"]["paymentId"] in ids}
     assert len(event_ids) == 100
@@ -129,14 +135,7 @@ async def test_producer_killed_while_events_wait_delivers_them_after_restart(fau
     finally:
         faults.start_broker()
     ids = {r.json()["paymentId"] for r in responses}
-    async with consuming(faults.broker.url, topics(service)) as log:
-        # The relay backs off (up to 5 s) while the broker is away, and the producer
-        # needs a metadata refresh once it is back: a generous but finite deadline.
-        await eventually(
-            lambda: {m["value"]["paymentId"] for m in log.messages},
-            lambda seen: ids <= seen,
-            within=90,
-        )
+    await events_after_restart(faults, ids)
 
 
 async def test_redis_outage_answers_503_quickly_and_recovers(faults):
