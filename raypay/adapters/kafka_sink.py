@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -86,4 +87,17 @@ class KafkaSink:
             ]
             await asyncio.gather(*futures)
         except (KafkaError, OSError) as exc:
+            await self._discard()
             raise SinkUnavailable(f"publish failed: {exc!r}") from exc
+
+    async def _discard(self) -> None:
+        """Drop a producer whose publish failed; the next publish starts a fresh one.
+
+        A client that lost its broker can hold on to stale metadata after the broker
+        is back (seen: a restarted embedded broker got no events for 90 s). Whatever
+        the old one still held was not acknowledged in Redis, so it is sent again.
+        """
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 2.0)
