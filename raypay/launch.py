@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
-from raypay.stack import StackError, pick_port
+from raypay.stack import StackError, free_port, pick_port
 
 CONFIG_NAME = "serve_config.yaml"
 
@@ -72,11 +72,30 @@ FAST_INGRESS_ENV = {
 
 def fast_ingress_env() -> dict[str, str]:
     """FAST_INGRESS_ENV, plus free ports for HAProxy's own metrics and stats listeners
-    (fixed 9101 and 8404 by default: a second stack on the machine could not start)."""
+    (fixed 9101 and 8404 by default: a second stack on the machine could not start).
+
+    And ports of this stack's own where Serve's defaults are the same for every Ray on
+    the machine and bound with SO_REUSEPORT or handed out before they are bound: the
+    fallback proxy (8500; HAProxy sends a request there while an app has no replica yet,
+    so a second stack answered `readyz` with the first stack's app) and the windows of
+    the replicas' direct-ingress listeners (30000+ HTTP, 40000+ gRPC)."""
     return {
         **FAST_INGRESS_ENV,
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(pick_port(9101)),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(pick_port(8404)),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        **_port_window("HTTP"),
+        **_port_window("GRPC"),
+    }
+
+
+def _port_window(protocol: str, size: int = 100) -> dict[str, str]:
+    """Serve's direct-ingress port range for ``protocol``, from a port free right now;
+    Serve moves on to the next port of the window when one is taken."""
+    start = min(free_port(), 65535 - size)
+    return {
+        f"RAY_SERVE_DIRECT_INGRESS_MIN_{protocol}_PORT": str(start),
+        f"RAY_SERVE_DIRECT_INGRESS_MAX_{protocol}_PORT": str(start + size),
     }
 
 

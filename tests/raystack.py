@@ -40,7 +40,11 @@ ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configu
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
-    # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized.
+    # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized. HAProxy's
+    # own listeners on ports nobody prefers: a stack running beside the tests may hold
+    # the preferred 9101 and 8404, or take them between the check and HAProxy's bind.
+    os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+    os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
     for name, value in fast_ingress_env().items():
         os.environ.setdefault(name, value)
     # Throughput mode buffers 1,000 access-log lines; tests read the log, so no buffer.
