@@ -10,11 +10,13 @@ FROM python:3.11-slim
 
 # Ray writes its built-in Grafana dashboards (Serve: requests, errors and latency by
 # route and deployment, from the ray_serve_* metrics) into this folder; compose shares
-# it with Grafana.
+# it with Grafana. RAY_LOGGING_CONFIG_ENCODING: the actors' logs as JSON lines, as
+# `raypay up` runs them (ray.LoggingConfig for a driver that sets none, here `serve run`).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    RAY_METRICS_GRAFANA_DASHBOARD_OUTPUT_DIR=/var/lib/raypay/grafana-dashboards
+    RAY_METRICS_GRAFANA_DASHBOARD_OUTPUT_DIR=/var/lib/raypay/grafana-dashboards \
+    RAY_LOGGING_CONFIG_ENCODING=JSON
 
 RUN useradd --create-home --uid 1000 raypay \
     && mkdir -p /var/lib/raypay/grafana-dashboards \

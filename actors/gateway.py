@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -10,6 +12,7 @@ import ray
 from ray.exceptions import RayError
 
 from actors.batching import BatchedMethod
+from actors.metrics import GatewayMetrics, watch_redis
 from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
 from raypay.adapters.redis_store import connect
 from raypay.batching import TicketBox
@@ -17,6 +20,8 @@ from raypay.errors import GatewayUnavailable
 from raypay.ports import ChargeRequest, ChargeResult
 from raypay.settings import Settings
 from raypay.sharding import shard_for
+
+log = logging.getLogger("raypay.gateway")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
@@ -26,17 +31,38 @@ class GatewaySimulatorActor:
     def __init__(
         self, settings: Settings, config: SimulatorConfig, batch_hold_s: float = 0.5
     ) -> None:
-        redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)
+        self.metrics = GatewayMetrics(settings.key_prefix)
+        redis = watch_redis(
+            connect(settings.redis_url, settings.redis_timeout_s, pipelined=True),
+            self.metrics.redis_error,
+        )
         self.simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), config)
         self._box = TicketBox(batch_hold_s)
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key; a repeated key returns the first result."""
-        return await self.simulator.charge(request)
+        started = time.perf_counter()
+        try:
+            result = await self.simulator.charge(request)
+        except Exception as exc:
+            self.metrics.charged("error", time.perf_counter() - started)
+            log.warning(
+                "charge failed: %s",
+                type(exc).__name__,
+                extra={
+                    "orderId": request.reference,
+                    "paymentId": request.idempotency_key,
+                    "requestId": request.request_id,
+                },
+            )
+            raise
+        outcome = "approved" if result.approved else "declined"
+        self.metrics.charged(outcome, time.perf_counter() - started)
+        return result
 
     async def charge_many(self, items: list[tuple[ChargeRequest]]) -> list[Any]:
         """``charge`` for a batch: results or errors (as values), Tickets for slow ones."""
-        return await self._box.run([self.simulator.charge(request) for (request,) in items])
+        return await self._box.run([self.charge(request) for (request,) in items])
 
     async def collect(self, ticket_ids: list[int]) -> list[Any]:
         """Answers for the Tickets of earlier batches."""

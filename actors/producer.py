@@ -7,6 +7,7 @@ import logging
 
 import ray
 
+from actors.metrics import ProducerMetrics, tick_forever, watch_redis
 from raypay.adapters.kafka_sink import KafkaSink, SinkUnavailable
 from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.redis_store import Keys, connect
@@ -23,13 +24,28 @@ class KafkaProducerActor:
     (again after a restart), so pending outbox entries are always picked up."""
 
     async def __init__(self, settings: Settings) -> None:
-        # The relay blocks on XREADGROUP, so its client gets a longer socket timeout.
-        redis = connect(settings.redis_url, max(settings.redis_timeout_s, 2.0))
         topics = {SUCCEEDED: settings.topic_succeeded, FAILED: settings.topic_failed}
+        self.metrics = ProducerMetrics(settings.key_prefix, topics)
+        # The relay blocks on XREADGROUP, so its client gets a longer socket timeout.
+        redis = watch_redis(
+            connect(settings.redis_url, max(settings.redis_timeout_s, 2.0)),
+            self.metrics.redis_error,
+        )
         self.sink = KafkaSink(settings.kafka_bootstrap_servers, topics, settings.kafka_idempotence)
         self.relay = OutboxRelay(redis, Keys(settings.key_prefix), self.sink)
         self._stop = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self.relay.run(self._stop))
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self.relay.run(self._stop))
+        self._metrics_task = loop.create_task(tick_forever(self._measure))
+
+    async def _measure(self) -> None:
+        """Once a second: the relay's totals, then the outbox's depth and oldest age."""
+        relay = self.relay
+        self.metrics.relayed(relay.published_by_kind, relay.publish_failures, relay.broker_errors)
+        try:
+            self.metrics.outbox(*await relay.depth())
+        except StoreUnavailable:
+            pass  # counted as a Redis error; the gauges keep their last value
 
     async def status(self) -> dict:
         """Broker reachability, outbox depth and relay counters, for readyz and metrics."""
@@ -39,6 +55,7 @@ class KafkaProducerActor:
             await self.sink.ping()
         except SinkUnavailable as exc:
             broker_error = str(exc)
+            self.metrics.broker_error()
         try:
             depth, oldest_age_s = await self.relay.depth()
         except StoreUnavailable as exc:
@@ -58,5 +75,6 @@ class KafkaProducerActor:
     async def stop(self) -> None:
         """Stop relaying and close the producer (used on shutdown)."""
         self._stop.set()
+        self._metrics_task.cancel()
         await self._task
         await self.sink.stop()

@@ -5,6 +5,8 @@
 
 # No `from __future__ import annotations`: FastAPI reads these route signatures at run time.
 import asyncio
+import time
+import uuid
 from typing import Annotated, Any
 
 import redis as redis_sync
@@ -15,6 +17,7 @@ from ray import serve
 from ray.exceptions import RayError
 
 from actors.batching import BatchedMethod
+from actors.metrics import IngressMetrics, watch_redis
 from actors.topology import Topology, ensure_actors
 from deployments import problems
 from deployments.models import (
@@ -47,7 +50,8 @@ from raypay.errors import (
     problem,
 )
 from raypay.guards import check_amount_cap
-from raypay.replies import Reply
+from raypay.model import PaymentRequest
+from raypay.replies import Reply, outcome_of
 from raypay.settings import Settings
 from raypay.sharding import shard_for
 
@@ -59,6 +63,18 @@ CustomerFilter = Annotated[
     str | None,
     Query(alias="customerId", pattern=ID_PATTERN, description="Only this customer's"),
 ]
+# Serve takes the client's X-Request-ID (or makes one), returns it and logs it; the
+# payment carries it through the shard, the gateway call and into the event's headers.
+RequestId = Annotated[
+    str | None,
+    Header(
+        alias="X-Request-ID",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Your id for this request (visible ASCII); one is made if absent",
+    ),
+]
 
 api = FastAPI(
     title="raypay",
@@ -67,6 +83,11 @@ api = FastAPI(
 )
 problems.install(api)
 api.add_middleware(Guard)  # 413, 401, 415 before any route (deployments/security.py)
+
+
+def new_request_id() -> str:
+    """Serve gives every HTTP request an id; this is for calls that come without Serve."""
+    return str(uuid.uuid4())
 
 
 class SimulatorArgs(BaseModel):
@@ -108,7 +129,11 @@ class PaymentIngress:
             BatchedMethod(shard, "pay_many", args.batch_window_ms / 1000)
             for shard in self.topology.shards
         ]
-        self.redis = connect(settings.redis_url, settings.redis_timeout_s, pipelined=True)
+        self.metrics = IngressMetrics(settings.key_prefix)
+        self.redis = watch_redis(
+            connect(settings.redis_url, settings.redis_timeout_s, pipelined=True),
+            self.metrics.redis_error,
+        )
         self.payments = RedisPayments(self.redis, Keys(settings.key_prefix))
         self.orders = RedisOrders(self.redis, Keys(settings.key_prefix))
         self.limiter = RateLimiter(settings, self.redis)
@@ -135,18 +160,40 @@ class PaymentIngress:
         idempotency_key: Annotated[
             str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
         ] = None,
+        request_id: RequestId = None,
     ) -> JSONResponse:
         """Pay an order. Safe to retry: an order is charged at most once."""
-        request = body.to_domain()
-        check_amount_cap(
-            request.amount, self.settings.max_amount, self.settings.max_amount_by_currency
-        )
-        await self.limiter.admit(principal, request.customer_id)
-        pay = self._pay[shard_for(body.order_id, len(self._pay))]
-        reply: Reply = await self._await_actor(pay(request, idempotency_key))
-        headers = {"Idempotent-Replayed": "true"} if reply.replayed else None
+        started = time.perf_counter()
+        headers: dict[str, str] = {}
+        if request_id is None:  # Serve always sets one; without Serve, make one and say so
+            request_id = headers["X-Request-ID"] = new_request_id()
+        try:
+            reply = await self._answer(body.to_domain(request_id), principal, idempotency_key)
+        except BaseException as exc:
+            self.metrics.answered(outcome_of(exc)[0], time.perf_counter() - started)
+            raise
+        self.metrics.answered(outcome_of(reply)[0], time.perf_counter() - started)
+        if reply.replayed:
+            headers["Idempotent-Replayed"] = "true"
         media_type = problems.PROBLEM_JSON if reply.status >= 400 else "application/json"
-        return JSONResponse(reply.body, reply.status, headers, media_type)
+        return JSONResponse(reply.body, reply.status, headers or None, media_type)
+
+    async def _answer(self, request: PaymentRequest, principal: Any, key: str | None) -> Reply:
+        # What the ingress decides itself it counts itself; the shard counts the rest.
+        try:
+            check_amount_cap(
+                request.amount, self.settings.max_amount, self.settings.max_amount_by_currency
+            )
+            await self.limiter.admit(principal, request.customer_id)
+        except RaypayError as exc:
+            self.metrics.decided(*outcome_of(exc))
+            raise
+        pay = self._pay[shard_for(request.order_id, len(self._pay))]
+        try:
+            return await self._await_actor(pay(request, key))
+        except ShardUnavailable as exc:  # raised by _await_actor: no shard answered
+            self.metrics.decided(*outcome_of(exc))
+            raise
 
     @api.get("/v1/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
     async def get_payment(

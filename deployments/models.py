@@ -88,13 +88,14 @@ class PaymentBody(BaseModel):
             raise ValueError(str(exc)) from None
         return self
 
-    def to_domain(self) -> PaymentRequest:
+    def to_domain(self, request_id: str | None = None) -> PaymentRequest:
         return PaymentRequest(
             order_id=self.order_id,
             customer_id=self.customer_id,
             amount=Money.parse(self.amount, self.currency),
             payment_method=self.payment_method,
             reservation_id=self.reservation_id,
+            request_id=request_id,
         )
 
 

@@ -197,6 +197,8 @@ class Unavailable(RaypayError):
     title = "Service temporarily unavailable"
     retriable = True
     retry_after_s: ClassVar[int] = 1
+    # Which dependency was away (metrics and logs; the problem's code stays "unavailable").
+    cause: ClassVar[str] = "unavailable"
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
@@ -204,14 +206,17 @@ class Unavailable(RaypayError):
 
 class StoreUnavailable(Unavailable):
     title = "Payment store temporarily unavailable"
+    cause = "redis"
 
 
 class GatewayUnavailable(Unavailable):
     title = "Payment gateway temporarily unavailable"
+    cause = "gateway"
 
 
 class ShardUnavailable(Unavailable):
     title = "Payment shard temporarily unavailable"
+    cause = "shard"
 
 
 def problem_code(error: RaypayError) -> str:

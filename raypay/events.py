@@ -15,14 +15,18 @@ FAILED = "payment-failed"
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event for the outbox. ``kind`` picks the topic; ``key`` is the orderId."""
+    """One event for the outbox. ``kind`` picks the topic; ``key`` is the orderId;
+    ``request_id`` (the request that settled the payment) travels as a message header."""
 
     kind: str
     key: str
     value: dict[str, Any]
+    request_id: str | None = None
 
 
-def event_for(payment: Payment, event_id: str, now: datetime) -> Event:
+def event_for(
+    payment: Payment, event_id: str, now: datetime, request_id: str | None = None
+) -> Event:
     """The event a settled payment produces."""
     fields = payment.to_api()
     common = {
@@ -32,7 +36,7 @@ def event_for(payment: Payment, event_id: str, now: datetime) -> Event:
     }
     if payment.status is PaymentStatus.SUCCEEDED:
         value = {"eventType": SUCCEEDED, **common, **fields}
-        return Event(SUCCEEDED, payment.order_id, value)
+        return Event(SUCCEEDED, payment.order_id, value, request_id)
     if payment.status is PaymentStatus.FAILED:
         value = {
             "eventType": FAILED,
@@ -41,5 +45,5 @@ def event_for(payment: Payment, event_id: str, now: datetime) -> Event:
             "failureReason": payment.error_code,
             "attemptedAt": fields["processedAt"],
         }
-        return Event(FAILED, payment.order_id, value)
+        return Event(FAILED, payment.order_id, value, request_id)
     raise ValueError(f"payment {payment.payment_id} is still {payment.status}")

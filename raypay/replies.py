@@ -13,7 +13,15 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from raypay.errors import IdempotencyKeyReused, PaymentDeclined, Rejected, to_problem
+from raypay.errors import (
+    IdempotencyKeyReused,
+    PaymentDeclined,
+    RaypayError,
+    Rejected,
+    Unavailable,
+    problem_code,
+    to_problem,
+)
 from raypay.model import PaymentRequest
 from raypay.workflow import Deps, pay
 
@@ -35,7 +43,8 @@ class ReplyStore(Protocol):
 
 
 def fingerprint(request: PaymentRequest) -> str:
-    """A digest of everything in the request that decides its outcome."""
+    """A digest of everything in the request that decides its outcome (not its
+    ``request_id``: a retry under a new request id is the same request)."""
     parts = (
         request.order_id,
         request.customer_id,
@@ -69,3 +78,32 @@ async def answer(
     if key is not None:
         await replies.put(key, reply)
     return reply
+
+
+SUCCEEDED, REPLAYED, DECLINED, REJECTED = "succeeded", "replayed", "declined", "rejected"
+UNAVAILABLE, ERROR = "unavailable", "error"
+OUTCOMES = (SUCCEEDED, REPLAYED, DECLINED, REJECTED, UNAVAILABLE, ERROR)
+
+
+def outcome_of(answer: Reply | BaseException) -> tuple[str, str]:
+    """How a payment request ended, as (outcome, code), for metrics and logs.
+
+    ``succeeded`` and ``replayed`` (a stored answer: code is its problem code, if any);
+    ``declined`` with the decline code; ``rejected`` with the problem code;
+    ``unavailable`` with the dependency that was away (redis, gateway, shard);
+    ``error`` for anything unexpected.
+    """
+    if isinstance(answer, Reply):
+        code = answer.body.get("code", "") if answer.status >= 400 else ""
+        if answer.replayed:
+            return REPLAYED, code
+        if answer.status < 300:
+            return SUCCEEDED, ""
+        return (DECLINED if answer.status == 402 else REJECTED), code
+    if isinstance(answer, Unavailable):
+        return UNAVAILABLE, answer.cause
+    if isinstance(answer, PaymentDeclined):
+        return DECLINED, answer.decline_code
+    if isinstance(answer, RaypayError) and answer.status < 500:
+        return REJECTED, problem_code(answer)
+    return ERROR, "internal_error"

@@ -90,7 +90,7 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
         if found.status is PaymentStatus.PENDING:
             # A predecessor (a crashed shard, a timed-out gateway call) left this
             # pending: settle it through the gateway's idempotency key first.
-            settled = await charge_and_settle(found, deps)
+            settled = await charge_and_settle(found, deps, request.request_id)
             if settled.status is PaymentStatus.SUCCEEDED:
                 # Not a replay: the client that retried never saw this payment before.
                 return Outcome(settled, replayed=False)
@@ -100,7 +100,7 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
         raise Unavailable(f"order {request.order_id} is being paid elsewhere; retry")
 
     # 5 and 6. Charge through the gateway, record the outcome and queue the event.
-    settled = await charge_and_settle(begun.payment, deps)
+    settled = await charge_and_settle(begun.payment, deps, request.request_id)
     if settled.status is PaymentStatus.FAILED:
         raise PaymentDeclined(
             settled.error_message or "declined",
@@ -116,18 +116,27 @@ async def _reservation(request: PaymentRequest, deps: Deps) -> Reservation | Non
     return await deps.reservations.get(request.reservation_id)
 
 
-async def charge_and_settle(payment: Payment, deps: Deps) -> Payment:
+async def charge_and_settle(payment: Payment, deps: Deps, request_id: str | None = None) -> Payment:
     """Steps 5 and 6: charge with the paymentId as idempotency key, then record the
     outcome and its event in one atomic store step. GatewayUnavailable leaves the
     payment pending, to be settled by the retry or the sweep."""
     result = await deps.gateway.charge(
-        ChargeRequest(payment.payment_id, payment.amount, payment.payment_method, payment.order_id)
+        ChargeRequest(
+            payment.payment_id,
+            payment.amount,
+            payment.payment_method,
+            payment.order_id,
+            request_id,
+        )
     )
-    return await settle(payment, result, deps)
+    return await settle(payment, result, deps, request_id)
 
 
-async def settle(payment: Payment, result: ChargeResult, deps: Deps) -> Payment:
-    """Record a gateway result for a pending payment, with its event, atomically."""
+async def settle(
+    payment: Payment, result: ChargeResult, deps: Deps, request_id: str | None = None
+) -> Payment:
+    """Record a gateway result for a pending payment, with its event, atomically.
+    ``request_id`` (of the request that settles it) goes with the event."""
     now = deps.clock.now()
     if result.approved:
         settled = payment.succeed(result.transaction_id or "", now, result.simulated)
@@ -138,16 +147,19 @@ async def settle(payment: Payment, result: ChargeResult, deps: Deps) -> Payment:
             now,
             result.simulated,
         )
-    settled = await deps.payments.settle(settled, event_for(settled, deps.ids("evt"), now))
-    log.info(
-        "payment settled",
-        extra={
-            "orderId": settled.order_id,
-            "paymentId": settled.payment_id,
-            "outcome": settled.status.value,
-            "errorCode": settled.error_code,
-        },
-    )
+    event = event_for(settled, deps.ids("evt"), now, request_id)
+    settled = await deps.payments.settle(settled, event)
+    if log.isEnabledFor(logging.DEBUG):  # the shard logs every answer at INFO
+        log.debug(
+            "payment settled",
+            extra={
+                "orderId": settled.order_id,
+                "paymentId": settled.payment_id,
+                "outcome": settled.status.value,
+                "errorCode": settled.error_code,
+                "requestId": request_id,
+            },
+        )
     return settled
 
 

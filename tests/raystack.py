@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +31,7 @@ from ray import serve
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
 from raypay import auth, seeding
-from raypay.launch import fast_ingress_env
+from raypay.launch import fast_ingress_env, logging_config
 from raypay.settings import Settings
 from raypay.stack import free_port
 
@@ -38,8 +39,18 @@ SHARDS, GATEWAYS = 2, 2
 ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configured
 
 
+@dataclass(frozen=True)
+class LocalRay:
+    metrics_url: str  # this Ray node's Prometheus endpoint (application metrics included)
+    logs_dir: Path  # this session's log files (not /tmp/ray/session_latest: another Ray's)
+
+
+# Serve's logs (access lines with request_id, the ingress's own) as JSON, as in serve_config.yaml.
+SERVE_LOGGING = {"encoding": "JSON"}
+
+
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
+def ray_local() -> Iterator[LocalRay]:
     # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized. HAProxy's
     # own listeners on ports nobody prefers: a stack running beside the tests may hold
     # the preferred 9101 and 8404, or take them between the check and HAProxy's bind.
@@ -49,9 +60,21 @@ def ray_local() -> Iterator[None]:
         os.environ.setdefault(name, value)
     # Throughput mode buffers 1,000 access-log lines; tests read the log, so no buffer.
     os.environ.setdefault("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    metrics_port = free_port()
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_config=logging_config(),  # JSON actor logs, as `raypay up` runs them
+        _metrics_export_port=metrics_port,
+        # Metrics reach the endpoint within ~1 s instead of Ray's default 10 s.
+        _system_config={"metrics_report_interval_ms": 1000},
+    )
     try:
-        yield
+        yield LocalRay(
+            f"http://127.0.0.1:{metrics_port}/metrics",
+            Path(context.address_info["session_dir"]) / "logs",
+        )
     finally:
         ray.shutdown()
 
@@ -129,11 +152,16 @@ def app_args() -> AppArgs:
 
 @pytest.fixture(scope="session")
 async def service(
-    ray_local: None, app_settings: Settings, app_args: AppArgs
+    ray_local: LocalRay, app_settings: Settings, app_args: AppArgs
 ) -> AsyncIterator[Service]:
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(PaymentIngress.bind(app_args, app_settings), name="raypay", route_prefix="/")
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=SERVE_LOGGING)
+    serve.run(
+        PaymentIngress.bind(app_args, app_settings),
+        name="raypay",
+        route_prefix="/",
+        logging_config=SERVE_LOGGING,
+    )
     svc = Service(
         f"http://127.0.0.1:{port}",
         app_settings,

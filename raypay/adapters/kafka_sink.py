@@ -19,6 +19,7 @@ class OutgoingEvent:
     kind: str
     key: str
     value: bytes
+    request_id: str | None = None  # sent as the ``requestId`` header
 
 
 class SinkUnavailable(Exception):
@@ -74,14 +75,13 @@ class KafkaSink:
         if self._producer is None:
             await self.start()
         assert self._producer is not None
-        headers = [("content-type", b"application/json")]
         try:
             futures = [
                 await self._producer.send(
                     self.topics[event.kind],
                     value=event.value,
                     key=event.key.encode(),
-                    headers=[*headers, ("eventId", event.event_id.encode())],
+                    headers=headers_of(event),
                 )
                 for event in events
             ]
@@ -101,3 +101,11 @@ class KafkaSink:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 2.0)
+
+
+def headers_of(event: OutgoingEvent) -> list[tuple[str, bytes]]:
+    """Message headers: the content type, the eventId and, when known, the requestId."""
+    headers = [("content-type", b"application/json"), ("eventId", event.event_id.encode())]
+    if event.request_id:
+        headers.append(("requestId", event.request_id.encode()))
+    return headers

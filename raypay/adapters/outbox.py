@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -31,8 +32,12 @@ class OutboxRelay:
     def __init__(self, redis: aioredis.Redis, keys: Keys, sink: KafkaSink, batch: int = 500):
         self.redis, self.keys, self.sink, self.batch = redis, keys, sink, batch
         self.delivered_log = f"{keys.outbox}:delivered"
+        # Running totals, read by the producer actor for its status and its metrics.
         self.published = 0
-        self.failures = 0
+        self.published_by_kind: Counter[str] = Counter()
+        self.failures = 0  # times the relay had to wait (Redis or the broker away)
+        self.publish_failures = 0  # batches the broker did not take
+        self.broker_errors = 0  # the broker refused or was unreachable (start or publish)
         self.last_error: str | None = None
 
     async def ensure_group(self) -> None:
@@ -61,10 +66,16 @@ class OutboxRelay:
         if not entries:
             return 0
         events = [
-            OutgoingEvent(f["eventId"], f["kind"], f["key"], f["value"].encode())
+            OutgoingEvent(
+                f["eventId"], f["kind"], f["key"], f["value"].encode(), f.get("requestId") or None
+            )
             for _, f in entries
         ]
-        await self.sink.publish(events)
+        try:
+            await self.sink.publish(events)
+        except SinkUnavailable:
+            self.publish_failures += 1
+            raise
         ids = [entry_id for entry_id, _ in entries]
         async with translated():
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -79,6 +90,7 @@ class OutboxRelay:
                     )
                 await pipe.execute()
         self.published += len(events)
+        self.published_by_kind.update(event.kind for event in events)
         return len(events)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -95,6 +107,8 @@ class OutboxRelay:
                     self.last_error = None
             except (SinkUnavailable, StoreUnavailable) as exc:
                 self.failures += 1
+                if isinstance(exc, SinkUnavailable):
+                    self.broker_errors += 1
                 self.last_error = str(exc)
                 log.warning("outbox relay waiting: %s", exc)
                 try:

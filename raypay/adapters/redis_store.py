@@ -9,7 +9,8 @@ Keys (prefix ``raypay`` by default; the README documents the upstream formats):
     {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
     {p}:order:{orderId}:pending      STRING the pending paymentId
     {p}:pending                      ZSET   pending paymentIds by createdAt (ms), for the sweep
-    {p}:outbox                       STREAM events waiting for Kafka
+    {p}:outbox                       STREAM events waiting for Kafka (eventId, kind, key,
+                                            value, requestId)
     {p}:idem:{key}                   STRING stored reply of an Idempotency-Key (expires)
 
 Every write step is one Lua script, so it is atomic and one round trip.
@@ -51,12 +52,12 @@ return {'created', ARGV[1]}
 _SETTLE = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if current ~= 'pending' then return current or 'missing' end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if ARGV[2] == 'succeeded' then redis.call('SET', KEYS[3], ARGV[1]) end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('XADD', KEYS[5], '*', 'eventId', ARGV[6], 'kind', ARGV[3], 'key', ARGV[4],
-           'value', ARGV[5])
+           'value', ARGV[5], 'requestId', ARGV[7])
 return 'settled'
 """
 
@@ -240,6 +241,7 @@ class RedisPayments:
                     event.key,
                     json.dumps(event.value, separators=(",", ":")),
                     event.value["eventId"],
+                    event.request_id or "",
                     *flat(payment_fields(payment)),
                 ],
             )

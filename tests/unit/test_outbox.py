@@ -219,3 +219,29 @@ class TestDepth:
         await relay.relay_once(block_ms=10)
 
         assert await relay.depth() == (0, 0.0)
+
+
+class TestCounts:
+    """The running totals the producer actor turns into metrics."""
+
+    async def test_published_events_are_counted_by_kind(self, redis, relay):
+        await queue(redis, "evt_1")
+        await queue(redis, "evt_2")
+        await relay.relay_once(block_ms=10)
+        assert relay.published_by_kind == {"payment-succeeded": 2}
+
+    async def test_a_batch_the_broker_refused_is_a_publish_failure_and_a_broker_error(
+        self, redis, relay, sink
+    ):
+        await queue(redis, "evt_1")
+        sink.fail_next(times=2)
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay.run(stop))
+        try:
+            await asyncio.wait_for(sink.delivered.wait(), timeout=5)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, timeout=2)
+
+        assert (relay.publish_failures, relay.broker_errors) == (2, 2)
+        assert relay.published_by_kind == {"payment-succeeded": 1}
