@@ -26,7 +26,7 @@ from ray.util import metrics as ray_metrics
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from raypay.replies import OUTCOMES
+from raypay.replies import OUTCOMES, REJECTED
 
 log = logging.getLogger("raypay.metrics")
 
@@ -176,7 +176,8 @@ async def tick_forever(step: Callable[[], Awaitable[None] | None], every_s: floa
 
 class IngressMetrics:
     """The Serve ingress: end-to-end latency, and the outcomes it decides itself
-    (amount cap, rate limit, a shard that did not answer); the shard counts the rest."""
+    (refusals before the route, amount cap, rate limit, a shard that did not answer);
+    the shard counts the rest."""
 
     def __init__(self, app: str) -> None:
         self._latency = make(PAYMENT_LATENCY, app)
@@ -189,6 +190,10 @@ class IngressMetrics:
 
     def decided(self, outcome: str, code: str) -> None:
         self._payments.inc(1, {"outcome": outcome, "code": code})
+
+    def refused(self, code: str) -> None:
+        """A payment request refused before the route ran (401, 413, 415, 422, ...)."""
+        self.decided(REJECTED, code)
 
 
 class ShardMetrics:

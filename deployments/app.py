@@ -138,6 +138,7 @@ class PaymentIngress:
         self.orders = RedisOrders(self.redis, Keys(settings.key_prefix))
         self.limiter = RateLimiter(settings, self.redis)
         api.state.guard = GuardConfig(Keyring(settings, self.redis), settings.max_body_bytes)
+        api.state.payment_refused = self.metrics.refused  # counts what never reaches the route
 
     async def _await_actor(self, ref: Any) -> Any:
         try:
@@ -155,6 +156,7 @@ class PaymentIngress:
     )
     async def create_payment(
         self,
+        http: Request,
         body: PaymentBody,
         principal: Checkout,
         idempotency_key: Annotated[
@@ -164,6 +166,7 @@ class PaymentIngress:
     ) -> JSONResponse:
         """Pay an order. Safe to retry: an order is charged at most once."""
         started = time.perf_counter()
+        http.scope[problems.ROUTED] = True  # from here on, this route counts the outcome
         headers: dict[str, str] = {}
         if request_id is None:  # Serve always sets one; without Serve, make one and say so
             request_id = headers["X-Request-ID"] = new_request_id()

@@ -41,6 +41,7 @@ from raypay.errors import (
     RaypayError,
     Unauthorized,
     UnsupportedMediaType,
+    to_problem,
 )
 from raypay.guards import is_json_media_type
 from raypay.settings import Settings
@@ -147,13 +148,6 @@ class RateLimiter:
             )
 
 
-def _path(scope: dict[str, Any]) -> str:
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and path.startswith(root):
-        return path[len(root) :] or "/"
-    return path
-
-
 class Guard:
     """ASGI middleware: 413, 401 and 415 before a route runs (reads ``app.state.guard``)."""
 
@@ -166,7 +160,11 @@ class Guard:
         try:
             receive = await self._admit(scope, receive)
         except RaypayError as exc:
-            return await problems.from_error(exc)(scope, receive, send)
+            body = to_problem(exc)
+            problems.count_refused(scope, body)
+            return await problems.problem_response(body, exc.headers() or None)(
+                scope, receive, send
+            )
         await self.app(scope, receive, send)
 
     async def _admit(self, scope: dict[str, Any], receive: Callable) -> Callable:
@@ -179,7 +177,7 @@ class Guard:
 
         token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
         principal = await config.keyring.principal(token) if token else None
-        if principal is None and _path(scope) not in OPEN_PATHS:
+        if principal is None and problems.route_path(scope) not in OPEN_PATHS:
             raise Unauthorized(
                 "send Authorization: Bearer <API key>"
                 if token is None

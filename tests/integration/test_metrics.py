@@ -175,6 +175,14 @@ def key(spec: m.Spec, app: str, suffix: str = "", **labels: str) -> tuple[str, t
     return name, tuple(sorted({"app": app, **labels}.items()))
 
 
+def absent(spec: m.Spec, app: str, **labels: str) -> Check:
+    def check(scrape: Scrape) -> list[str]:
+        found = scrape.series(spec.exported, app=app, **labels)
+        return [f"{spec.exported}{labels} = {sum(found)}, expected none"] if found else []
+
+    return check
+
+
 def at_least(spec: m.Spec, app: str, minimum: float, **labels: str) -> Check:
     def check(scrape: Scrape) -> list[str]:
         value = scrape.value(spec.exported, app=app, **labels)
@@ -196,7 +204,14 @@ async def test_payments_latencies_events_and_gauges_have_the_right_counts(metere
     )
     answers.append(await svc.pay({**svc.seed(), "orderId": f"ord_missing_{uuid.uuid4().hex}"}))
     answers.append(await svc.pay(svc.seed(), paymentMethod="pm_card_error"))
-    assert [a.status_code for a in answers] == [201, 201, 201, 200, 402, 404, 503]
+    # Refused before the route runs: a body that fails validation, a call without a key.
+    answers.append(await svc.pay(svc.seed(), amount="-1.00"))
+    answers.append(
+        await svc.http.post("/v1/payments", json=svc.seed(), headers={"Authorization": ""})
+    )
+    answers.append(await svc.http.get(f"/v1/payments/pay_{uuid.uuid4().hex}"))  # not a payment
+    codes = [a.status_code for a in answers]
+    assert codes == [201, 201, 201, 200, 402, 404, 503, 422, 401, 404], answers[-1].text
 
     topics = svc.settings.topic_succeeded, svc.settings.topic_failed
     await until_metrics(
@@ -207,6 +222,8 @@ async def test_payments_latencies_events_and_gauges_have_the_right_counts(metere
                 key(m.PAYMENTS, app, outcome="replayed", code=""): 1,
                 key(m.PAYMENTS, app, outcome="declined", code="insufficient_funds"): 1,
                 key(m.PAYMENTS, app, outcome="rejected", code="order_not_found"): 1,
+                key(m.PAYMENTS, app, outcome="rejected", code="validation_error"): 1,
+                key(m.PAYMENTS, app, outcome="rejected", code="unauthorized"): 1,
                 key(m.PAYMENTS, app, outcome="unavailable", code="gateway"): 1,
                 key(m.PAYMENT_LATENCY, app, "_count", outcome="succeeded"): 3,
                 key(m.PAYMENT_LATENCY, app, "_count", outcome="replayed"): 1,
@@ -225,6 +242,7 @@ async def test_payments_latencies_events_and_gauges_have_the_right_counts(metere
                 key(m.SHARD_IN_FLIGHT, app, shard="1"): 0,
             }
         ),
+        absent(m.PAYMENTS, app, code="payment_not_found"),  # a GET is not a payment
     )
 
 
