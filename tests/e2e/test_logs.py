@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from raystack import ADMIN_KEY, assert_problem, eventually
 
+from raypay.guards import luhn_ok
+
 pytestmark = pytest.mark.e2e
 
 
@@ -107,3 +109,15 @@ async def test_an_x_request_id_that_is_not_visible_ascii_is_refused(service):
     response = await service.pay(order, headers={"X-Request-ID": "x" * 129})
     assert_problem(response, 422, "validation_error")
     assert service.charges(order["orderId"]) == 0
+
+
+async def test_a_card_number_sent_by_mistake_is_in_no_log(service, ray_local):
+    order = service.seed()
+    digits = f"5555{uuid.uuid4().int % 10**11:011d}"  # 15 digits; the 16th makes it valid
+    number = next(digits + check for check in "0123456789" if luhn_ok(digits + check))
+    request_id = f"req-{uuid.uuid4().hex}"
+    response = await service.pay(order, paymentMethod=number, headers={"X-Request-ID": request_id})
+    assert_problem(response, 422, "raw_card_number")
+    # Serve's access line of this request is written, and nothing of the number anywhere.
+    await eventually(lambda: json_lines_with(ray_local.logs_dir, request_id), bool, within=20)
+    assert number.encode() not in all_logs(ray_local.logs_dir)
