@@ -393,3 +393,68 @@ def test_grafana_provisions_prometheus_and_rays_dashboards(
     assert folder in paths, f"Grafana reads dashboards from {sorted(paths)}, Ray writes {folder}"
     assert folder in mounts(grafana) and folder in mounts(raypay)
     assert mounts(grafana)[folder] == mounts(raypay)[folder], "not the same volume"
+
+
+# --- raypay's own Grafana dashboard ----------------------------------------------------
+
+PROVISIONING = "/etc/grafana/provisioning"
+# A metric selector in PromQL: the name right before its label matchers.
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+
+
+def raypay_dashboards() -> list[tuple[Path, dict[str, Any]]]:
+    """The dashboards the raypay provider loads, read where Grafana finds them."""
+    providers = load_yaml("ops/grafana/dashboards/raypay.yml")["providers"]
+    found = []
+    for provider in providers:
+        path = provider["options"]["path"]
+        assert path.startswith(PROVISIONING + "/"), f"{path} is outside the provisioning mount"
+        folder = ROOT / "ops/grafana" / path.removeprefix(PROVISIONING + "/")
+        found += [(file, json.loads(file.read_text())) for file in sorted(folder.glob("*.json"))]
+    assert found, "the raypay dashboard provider finds no dashboard JSON"
+    return found
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        queries.append(query["query"] if isinstance(query, dict) else str(query or ""))
+    return queries
+
+
+def queried_metrics(query: str) -> set[str]:
+    names = set(SELECTOR.findall(query))
+    names |= set(re.findall(r"label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)", query))
+    return names
+
+
+def test_grafana_provisions_raypays_dashboard_from_the_mounted_folder(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    assert host_path(mounts(services["grafana"])[PROVISIONING]) == (ROOT / "ops/grafana").resolve()
+    for file, dashboard in raypay_dashboards():
+        assert dashboard.get("uid") and dashboard.get("title"), file
+        assert dashboard["panels"], f"{file.name} has no panels"
+
+
+def test_the_dashboard_queries_only_metrics_the_code_defines_and_all_of_them() -> None:
+    # The code's own list (Ray exports each with a ray_ prefix; counters end in _total).
+    from actors.metrics import METRICS
+
+    defined = {name for spec in METRICS for name in spec.series()}
+    datasource_uids = {
+        d.get("uid") for d in load_yaml("ops/grafana/datasources/prometheus.yml")["datasources"]
+    }
+    used: set[str] = set()
+    for file, dashboard in raypay_dashboards():
+        for query in dashboard_queries(dashboard):
+            names = queried_metrics(query)
+            assert names, f"{file.name}: no metric in query {query!r}"
+            unknown = names - defined
+            assert not unknown, f"{file.name} queries {sorted(unknown)}, which raypay never exports"
+            used |= names
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] in datasource_uids, panel["title"]
+    unshown = [spec.name for spec in METRICS if not spec.series() & used]
+    assert not unshown, f"metrics on no dashboard panel: {unshown}"
