@@ -5,6 +5,7 @@
 
 # No `from __future__ import annotations`: FastAPI reads these route signatures at run time.
 import asyncio
+import logging
 import time
 import uuid
 from typing import Annotated, Any
@@ -59,6 +60,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
     for status in (400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503)
 }
+log = logging.getLogger("raypay.ingress")
+
 CustomerFilter = Annotated[
     str | None,
     Query(alias="customerId", pattern=ID_PATTERN, description="Only this customer's"),
@@ -196,6 +199,18 @@ class PaymentIngress:
             return await self._await_actor(pay(request, key))
         except ShardUnavailable as exc:  # raised by _await_actor: no shard answered
             self.metrics.decided(*outcome_of(exc))
+            # The shard may never log this request (it died, or answers too late).
+            log.warning(
+                "payment unavailable: %s",
+                exc,
+                extra={
+                    "orderId": request.order_id,
+                    "customerId": request.customer_id,
+                    "outcome": "unavailable",
+                    "code": "shard",
+                    "requestId": request.request_id,
+                },
+            )
             raise
 
     @api.get("/v1/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
