@@ -29,11 +29,24 @@ class SinkUnavailable(Exception):
 class KafkaSink:
     """Publishes outbox events; ``kind`` (payment-succeeded / -failed) maps to a topic."""
 
+    # aiokafka fails a batch it cannot deliver after request_timeout_ms (10 s); this
+    # bounds the whole publish in case the client never resolves it (seen: after the
+    # embedded broker restarted, a producer sat on its batch and the relay waited
+    # 90 s without a word).
+    publish_timeout_s = 15.0
+
     def __init__(self, bootstrap: str, topics: dict[str, str], idempotence: bool) -> None:
         self.bootstrap, self.topics, self.idempotence = bootstrap, topics, idempotence
         self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()  # the relay and readyz's ping may both start one
 
     async def start(self) -> None:
+        """Start the producer, unless one runs (one at a time: no second, leaked one)."""
+        async with self._starting:
+            if self._producer is None:
+                self._producer = await self._new_producer()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -49,7 +62,7 @@ class KafkaSink:
         except (KafkaError, OSError) as exc:
             await producer.stop()
             raise SinkUnavailable(f"broker {self.bootstrap} unreachable: {exc!r}") from exc
-        self._producer = producer
+        return producer
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -64,29 +77,33 @@ class KafkaSink:
         """A real metadata round trip to the broker; SinkUnavailable if it fails."""
         if self._producer is None:
             await self.start()
-        assert self._producer is not None
+        producer = self._producer
+        assert producer is not None
         try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout_s)
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout_s)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise SinkUnavailable(f"broker {self.bootstrap} unreachable: {exc!r}") from exc
 
     async def publish(self, events: list[OutgoingEvent]) -> None:
-        """Send a batch in order and wait until the broker acknowledged every event."""
+        """Send a batch in order and wait until the broker acknowledged every event,
+        at most ``publish_timeout_s``."""
         if self._producer is None:
             await self.start()
-        assert self._producer is not None
+        producer = self._producer
+        assert producer is not None
         try:
-            futures = [
-                await self._producer.send(
-                    self.topics[event.kind],
-                    value=event.value,
-                    key=event.key.encode(),
-                    headers=headers_of(event),
-                )
-                for event in events
-            ]
-            await asyncio.gather(*futures)
-        except (KafkaError, OSError) as exc:
+            async with asyncio.timeout(self.publish_timeout_s):
+                futures = [
+                    await producer.send(
+                        self.topics[event.kind],
+                        value=event.value,
+                        key=event.key.encode(),
+                        headers=headers_of(event),
+                    )
+                    for event in events
+                ]
+                await asyncio.gather(*futures)
+        except (KafkaError, OSError, TimeoutError) as exc:
             await self._discard()
             raise SinkUnavailable(f"publish failed: {exc!r}") from exc
 

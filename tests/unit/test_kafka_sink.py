@@ -1,0 +1,62 @@
+"""KafkaSink without a broker: a producer that never answers, and concurrent starts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
+
+pytestmark = pytest.mark.unit
+
+
+class SilentProducer:
+    """AIOKafkaProducer's surface; ``send`` queues, and the broker never acknowledges."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.stopped = False
+
+    async def send(self, topic: str, **_: object) -> asyncio.Future:
+        self.sent.append(topic)
+        return asyncio.get_running_loop().create_future()  # never resolved
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+EVENT = OutgoingEvent("evt_1", "payment-succeeded", "order-1", b"{}", "req-1")
+
+
+def sink_with(producers: list[SilentProducer], made: list[SilentProducer]) -> KafkaSink:
+    sink = KafkaSink("127.0.0.1:1", {"payment-succeeded": "payment-succeeded"}, False)
+
+    async def new_producer() -> SilentProducer:
+        await asyncio.sleep(0.01)  # a connect takes a moment: room for a second caller
+        producer = producers.pop(0)
+        made.append(producer)
+        return producer
+
+    sink._new_producer = new_producer  # type: ignore[method-assign]
+    return sink
+
+
+async def test_a_publish_the_broker_never_answers_fails_in_bounded_time_and_drops_the_producer():
+    made: list[SilentProducer] = []
+    sink = sink_with([SilentProducer(), SilentProducer()], made)
+    sink.publish_timeout_s = 0.2
+    with pytest.raises(SinkUnavailable, match="TimeoutError"):
+        await asyncio.wait_for(sink.publish([EVENT]), 5)
+    assert made[0].sent == ["payment-succeeded"] and made[0].stopped
+    assert not sink.started  # the next publish starts a fresh producer
+    with pytest.raises(SinkUnavailable):
+        await sink.publish([EVENT])
+    assert len(made) == 2 and made[1].sent == ["payment-succeeded"]
+
+
+async def test_concurrent_starts_make_one_producer():
+    made: list[SilentProducer] = []
+    sink = sink_with([SilentProducer(), SilentProducer()], made)
+    await asyncio.gather(sink.start(), sink.start(), sink.start())
+    assert len(made) == 1 and sink.started
