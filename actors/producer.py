@@ -49,12 +49,12 @@ class KafkaProducerActor:
 
     async def status(self) -> dict:
         """Broker reachability, outbox depth and relay counters, for readyz and metrics."""
-        broker_error = redis_error = None
+        broker_error = broker_public = redis_error = None
         depth, oldest_age_s = 0, 0.0
         try:
             await self.sink.ping()
         except SinkUnavailable as exc:
-            broker_error = str(exc)
+            broker_error, broker_public = str(exc), exc.public
             self.metrics.broker_error()
         try:
             depth, oldest_age_s = await self.relay.depth()
@@ -63,6 +63,7 @@ class KafkaProducerActor:
         return {
             "broker": broker_error is None,
             "brokerError": broker_error,
+            "brokerPublicError": broker_public,  # safe for a response: no host names
             "redis": redis_error is None,
             "redisError": redis_error,
             "outboxDepth": depth,

@@ -289,7 +289,7 @@ class PaymentIngress:
         try:
             status = await self._await_actor(self.topology.producer.status.remote())
             # The producer's error text names the broker's host: not for a response.
-            error = None if status["broker"] else "broker unreachable"
+            error = None if status["broker"] else status["brokerPublicError"]
             checks["broker"] = {"ok": status["broker"], "error": error}
             checks["outbox"] = {
                 "ok": status["redis"],

@@ -25,14 +25,22 @@ class OutgoingEvent:
 class SinkUnavailable(Exception):
     """The broker did not take the batch; nothing in it may be considered delivered."""
 
+    public = "broker unreachable"  # what a response may say (the message names the host)
+
+
+class TopicsMissing(SinkUnavailable):
+    """The broker is up but lacks a topic we publish to."""
+
+    @property
+    def public(self) -> str:  # type: ignore[override]
+        return str(self)
+
 
 class KafkaSink:
     """Publishes outbox events; ``kind`` (payment-succeeded / -failed) maps to a topic."""
 
     # aiokafka fails a batch it cannot deliver after request_timeout_ms (10 s); this
-    # bounds the whole publish in case the client never resolves it (seen: after the
-    # embedded broker restarted, a producer sat on its batch and the relay waited
-    # 90 s without a word).
+    # bounds the whole publish, should the client ever leave a future unresolved.
     publish_timeout_s = 15.0
 
     def __init__(self, bootstrap: str, topics: dict[str, str], idempotence: bool) -> None:
@@ -74,23 +82,36 @@ class KafkaSink:
         return self._producer is not None
 
     async def ping(self, timeout_s: float = 2.0) -> None:
-        """A real metadata round trip to the broker; SinkUnavailable if it fails."""
+        """A real metadata round trip to the broker, which must have our topics;
+        SinkUnavailable if not."""
         if self._producer is None:
             await self.start()
         producer = self._producer
         assert producer is not None
+        await self._check_topics(producer, timeout_s)
+
+    async def _check_topics(self, producer: AIOKafkaProducer, timeout_s: float) -> None:
+        """The broker knows every topic we publish to (a metadata request for all topics
+        creates none). Without this, a broker that lost its topics (the embedded one
+        keeps them in memory: a restart loses them) auto-creates them on the first
+        send, and it acknowledged events there that no consumer ever saw."""
         try:
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout_s)
+            cluster = await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout_s)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise SinkUnavailable(f"broker {self.bootstrap} unreachable: {exc!r}") from exc
+        missing = sorted(set(self.topics.values()) - cluster.topics())
+        if missing:
+            raise TopicsMissing(f"topics missing on the broker: {', '.join(missing)}")
 
     async def publish(self, events: list[OutgoingEvent]) -> None:
         """Send a batch in order and wait until the broker acknowledged every event,
-        at most ``publish_timeout_s``."""
+        at most ``publish_timeout_s``. First one metadata round trip (~0.4 ms here):
+        the topics must exist."""
         if self._producer is None:
             await self.start()
         producer = self._producer
         assert producer is not None
+        await self._check_topics(producer, timeout_s=2.0)
         try:
             async with asyncio.timeout(self.publish_timeout_s):
                 futures = [
@@ -111,8 +132,8 @@ class KafkaSink:
         """Drop a producer whose publish failed; the next publish starts a fresh one.
 
         A client that lost its broker can hold on to stale metadata after the broker
-        is back (seen: a restarted embedded broker got no events for 90 s). Whatever
-        the old one still held was not acknowledged in Redis, so it is sent again.
+        is back. Whatever the old one still held was not acknowledged in Redis, so it
+        is sent again.
         """
         producer, self._producer = self._producer, None
         if producer is not None:

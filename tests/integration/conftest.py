@@ -44,10 +44,14 @@ class FaultStack:
             self.redis_server.stop()
             self.redis_server = None
 
-    def start_broker(self) -> None:
+    def start_broker(self, with_topics: bool = True) -> None:
         self.broker = start_broker(self.broker_port, self.broker_dir)
-        settings = self.service.settings
+        if with_topics:
+            self.create_topics()
+
+    def create_topics(self) -> None:
         # The embedded broker keeps topics in memory: a restart needs them made again.
+        settings = self.service.settings
         create_topics(self.broker.url, [settings.topic_succeeded, settings.topic_failed])
 
     def stop_broker(self) -> None:

@@ -37,12 +37,26 @@ async def events_after_restart(faults, payment_ids: set[str]) -> EventLog:
     async with consuming(faults.broker.url, topics(faults.service)) as log:
         # The relay backs off (up to 5 s) while the broker is away, and the producer
         # needs a metadata refresh once it is back: a generous but finite deadline.
-        await eventually(
-            lambda: {m["value"]["paymentId"] for m in log.messages},
-            lambda seen: payment_ids <= seen,
-            within=90,
-        )
+        try:
+            await eventually(
+                lambda: {m["value"]["paymentId"] for m in log.messages},
+                lambda seen: payment_ids <= seen,
+                within=90,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nrelay: {await relay_state(faults.service)}") from None
     return log
+
+
+async def relay_state(service) -> dict:
+    """What the outbox and the relay say, for a failure message."""
+    prefix = service.settings.key_prefix
+    ready = await service.http.get("/readyz")
+    return {
+        "outbox": service.redis.xlen(f"{prefix}:outbox"),
+        "delivered": service.redis.xlen(f"{prefix}:outbox:delivered"),
+        "readyz": ready.json(),
+    }
 
 
 async def pay_until_final(service, order, **overrides):
@@ -89,7 +103,11 @@ async def test_payment_abandoned_by_a_killed_shard_is_settled_by_the_sweep(fault
     service = faults.service
     order = service.seed()
     in_flight = asyncio.ensure_future(service.pay(order))
-    await asyncio.sleep(0.1)
+    # Kill once the payment is pending (the simulated charge takes 300 ms); a fixed
+    # sleep sometimes killed the shard before it had begun, leaving nothing to sweep.
+    await eventually(
+        lambda: statuses(service, order["orderId"]), lambda found: found == ["pending"], within=5
+    )
     ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
     assert (await in_flight).status_code == 503
     # No retry: the restarted shard's sweep settles it (sweep_after_s=3 in this app).
@@ -122,6 +140,33 @@ async def test_payments_complete_while_broker_is_down_and_events_follow(faults):
     assert all(delivered[event_id] == 1 for event_id in event_ids)
     ready = await eventually(lambda: service.http.get("/readyz"), lambda r: r.status_code == 200)
     assert ready.json()["checks"]["outbox"]["depth"] == 0
+
+
+async def test_a_broker_back_without_its_topics_gets_no_event_until_they_exist(faults):
+    # A send to a missing topic auto-creates it on the embedded broker, which then
+    # acknowledged events no consumer ever saw: the relay must wait for the topics.
+    service = faults.service
+    orders = [service.seed() for _ in range(20)]
+    faults.stop_broker()
+    try:
+        responses = await asyncio.gather(*(service.pay(order) for order in orders))
+        assert {r.status_code for r in responses} == {201}
+    finally:
+        faults.start_broker(with_topics=False)
+    ready = await eventually(
+        lambda: service.http.get("/readyz"),
+        lambda r: (r.json()["checks"]["broker"]["error"] or "").startswith("topics missing"),
+    )
+    assert ready.status_code == 503
+    await asyncio.sleep(2)  # the relay tries meanwhile (it backs off up to 5 s)
+    assert ready.json()["checks"]["outbox"]["depth"] >= 20
+    assert service.redis.xlen(f"{service.settings.key_prefix}:outbox") >= 20
+    faults.create_topics()
+    ids = {r.json()["paymentId"] for r in responses}
+    log = await events_after_restart(faults, ids)
+    delivered = delivered_log(service)
+    event_ids = {m["value"]["eventId"] for m in log.messages if m["value"]["paymentId"] in ids}
+    assert len(event_ids) == 20 and all(delivered[e] == 1 for e in event_ids)
 
 
 async def test_producer_killed_while_events_wait_delivers_them_after_restart(faults):

@@ -11,10 +11,27 @@ from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
 pytestmark = pytest.mark.unit
 
 
+class Cluster:
+    def __init__(self, topics: set[str]) -> None:
+        self._topics = topics
+
+    def topics(self) -> set[str]:
+        return self._topics
+
+
+class Client:
+    def __init__(self, topics: set[str]) -> None:
+        self.cluster = Cluster(topics)
+
+    async def fetch_all_metadata(self) -> Cluster:
+        return self.cluster
+
+
 class SilentProducer:
     """AIOKafkaProducer's surface; ``send`` queues, and the broker never acknowledges."""
 
-    def __init__(self) -> None:
+    def __init__(self, topics: frozenset[str] = frozenset({"payment-succeeded"})) -> None:
+        self.client = Client(set(topics))
         self.sent: list[str] = []
         self.stopped = False
 
@@ -60,3 +77,20 @@ async def test_concurrent_starts_make_one_producer():
     sink = sink_with([SilentProducer(), SilentProducer()], made)
     await asyncio.gather(sink.start(), sink.start(), sink.start())
     assert len(made) == 1 and sink.started
+
+
+async def test_nothing_is_sent_while_the_broker_lacks_a_topic():
+    # A restarted embedded broker has lost its topics; a send would auto-create them,
+    # and there it acknowledged events that no consumer saw.
+    made: list[SilentProducer] = []
+    sink = sink_with([SilentProducer(topics=frozenset())], made)
+    with pytest.raises(SinkUnavailable, match="topics missing on the broker: payment-succeeded"):
+        await sink.publish([EVENT])
+    assert made[0].sent == []
+    with pytest.raises(SinkUnavailable, match="topics missing"):
+        await sink.ping()  # and readyz says so
+    made[0].client.cluster._topics.add("payment-succeeded")  # the topics are back
+    sink.publish_timeout_s = 0.1
+    with pytest.raises(SinkUnavailable, match="TimeoutError"):
+        await sink.publish([EVENT])
+    assert made[0].sent == ["payment-succeeded"]
