@@ -267,3 +267,18 @@ async def events(broker: Any, app_settings: Settings) -> AsyncIterator[EventLog]
     topics = [app_settings.topic_succeeded, app_settings.topic_failed]
     async with consuming(broker.url, topics) as log:
         yield log
+
+
+def json_lines_with(logs_dir: Path, text: str) -> list[dict[str, Any]]:
+    """Every JSON log line of this Ray session that mentions ``text``."""
+    found = []
+    for path in sorted(logs_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+            if text in line and line.startswith("{"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+    return found

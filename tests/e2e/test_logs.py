@@ -3,32 +3,16 @@ this Ray session's log files, its event's headers on the broker, and no secret a
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from raystack import ADMIN_KEY, assert_problem, eventually
+from raystack import ADMIN_KEY, assert_problem, eventually, json_lines_with
 
 from raypay.guards import luhn_ok
 
 pytestmark = pytest.mark.e2e
-
-
-def json_lines_with(logs_dir: Path, text: str) -> list[dict[str, Any]]:
-    """Every JSON log line of this Ray session that mentions ``text``."""
-    found = []
-    for path in sorted(logs_dir.rglob("*")):
-        if not path.is_file():
-            continue
-        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
-            if text in line and line.startswith("{"):
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue
-    return found
 
 
 def outcome_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

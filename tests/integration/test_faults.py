@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import Counter
 
 import pytest
 import ray
-from raystack import EventLog, consuming, eventually
+from raystack import EventLog, consuming, eventually, json_lines_with
 
 pytestmark = pytest.mark.integration
 
@@ -66,15 +67,31 @@ async def pay_until_final(service, order, **overrides):
     )
 
 
-async def test_shard_killed_mid_charge_then_retry_charges_once(faults):
+async def test_shard_killed_mid_charge_then_retry_charges_once(faults, ray_local):
     service = faults.service
     order = service.seed()
-    in_flight = asyncio.ensure_future(service.pay(order))
+    request_id = f"req-{uuid.uuid4().hex}"
+    in_flight = asyncio.ensure_future(service.pay(order, headers={"X-Request-ID": request_id}))
     await asyncio.sleep(0.1)  # the charge is now inside the 300 ms simulated gateway
     ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
     first = await in_flight
     assert first.status_code == 503, first.text
     assert first.json()["code"] == "unavailable"
+    # The shard died with the request: the ingress writes its outcome line.
+    [line] = await eventually(
+        lambda: [
+            found
+            for found in json_lines_with(ray_local.logs_dir, request_id)
+            if found.get("outcome") == "unavailable"
+        ],
+        bool,
+        within=20,
+    )
+    assert (line["orderId"], line["customerId"], line["code"]) == (
+        order["orderId"],
+        order["customerId"],
+        "shard",
+    )
     final = await pay_until_final(service, order)
     assert final.status_code in (200, 201), final.text
     assert service.charges(order["orderId"]) == 1
