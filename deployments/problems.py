@@ -50,10 +50,6 @@ def refusal(request: Request, body: dict, headers: dict[str, str] | None = None)
     return problem_response(body, headers)
 
 
-def from_error(error: RaypayError) -> JSONResponse:
-    return problem_response(to_problem(error), error.headers() or None)
-
-
 async def on_raypay_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RaypayError)
     return refusal(request, to_problem(error), error.headers() or None)
