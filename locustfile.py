@@ -7,7 +7,7 @@ card that declines the first charge.
 
 Without ``--host`` the API of the stack `raypay up` runs is used. At test start the
 orders are seeded (``--raypay-orders``, a ``--raypay-reservations`` share with a
-reservation) through ``raypay.seeding`` into that stack's Redis, or ``--raypay-redis-url``
+reservation) through ``raypay.adapters.seeding`` into that stack's Redis, or ``--raypay-redis-url``
 / ``REDIS_URL``; a user that runs out seeds more. The API key is ``--raypay-api-key``,
 ``RAYPAY_API_KEY`` or the stack's key file.
 
@@ -33,9 +33,9 @@ from locust import between, events, tag, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner
 
-from raypay import seeding
+from raypay.adapters import seeding
 from raypay.settings import Settings
-from raypay.up import find_stack
+from raypay.tools.up import find_stack
 
 RETRIABLE = {0, 429, 502, 503, 504}
 ORDERS: collections.deque[dict[str, str]] = collections.deque()

@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 
-from raypay.batching import MicroBatcher, Pending, follow_tickets
+from raypay.adapters.batching import MicroBatcher, Pending, follow_tickets
 
 
 class BatchedMethod:

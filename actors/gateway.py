@@ -13,13 +13,13 @@ from ray.exceptions import RayError
 
 from actors.batching import BatchedMethod
 from actors.metrics import GatewayMetrics, watch_redis
+from raypay.adapters.batching import TicketBox
 from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
 from raypay.adapters.redis_store import connect
-from raypay.batching import TicketBox
-from raypay.errors import GatewayUnavailable
-from raypay.ports import ChargeRequest, ChargeResult
+from raypay.domain.errors import GatewayUnavailable
+from raypay.domain.ports import ChargeRequest, ChargeResult
+from raypay.domain.sharding import shard_for
 from raypay.settings import Settings
-from raypay.sharding import shard_for
 
 log = logging.getLogger("raypay.gateway")
 

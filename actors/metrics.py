@@ -26,7 +26,7 @@ from ray.util import metrics as ray_metrics
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from raypay.replies import OUTCOMES, REJECTED
+from raypay.domain.idempotency import OUTCOMES, REJECTED
 
 log = logging.getLogger("raypay.metrics")
 

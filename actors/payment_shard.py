@@ -18,6 +18,7 @@ import ray
 from actors.gateway import ActorPoolGateway
 from actors.logs import outcome_log
 from actors.metrics import ShardMetrics, tick_forever, watch_redis
+from raypay.adapters.batching import TicketBox
 from raypay.adapters.redis_store import (
     Keys,
     RedisOrders,
@@ -26,13 +27,12 @@ from raypay.adapters.redis_store import (
     RedisReservations,
     connect,
 )
-from raypay.batching import TicketBox
-from raypay.errors import RaypayError
-from raypay.model import Payment, PaymentRequest
-from raypay.replies import Reply, answer, outcome_of
+from raypay.domain.errors import RaypayError
+from raypay.domain.idempotency import Reply, answer, outcome_of
+from raypay.domain.model import Payment, PaymentRequest
+from raypay.domain.sharding import shard_for
+from raypay.domain.workflow import Deps, settle_pending
 from raypay.settings import Settings
-from raypay.sharding import shard_for
-from raypay.workflow import Deps, settle_pending
 
 log = logging.getLogger("raypay.shard")
 

@@ -11,8 +11,8 @@ from actors.metrics import ProducerMetrics, tick_forever, watch_redis
 from raypay.adapters.kafka_sink import KafkaSink, SinkUnavailable
 from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.redis_store import Keys, connect
-from raypay.errors import StoreUnavailable
-from raypay.events import FAILED, SUCCEEDED
+from raypay.domain.errors import StoreUnavailable
+from raypay.domain.events import FAILED, SUCCEEDED
 from raypay.settings import Settings
 
 log = logging.getLogger("raypay.producer")

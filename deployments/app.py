@@ -39,22 +39,22 @@ from deployments.security import (
     Keyring,
     RateLimiter,
 )
-from raypay import seeding
+from raypay.adapters import seeding
 from raypay.adapters.gateway_sim import SimulatorConfig
 from raypay.adapters.redis_store import Keys, RedisOrders, RedisPayments, connect, translated
-from raypay.auth import check_order_access
-from raypay.errors import (
+from raypay.domain.auth import check_order_access
+from raypay.domain.cards import check_amount_cap
+from raypay.domain.errors import (
     PaymentNotFound,
     RaypayError,
     ShardUnavailable,
     StoreUnavailable,
     problem,
 )
-from raypay.guards import check_amount_cap
-from raypay.model import PaymentRequest
-from raypay.replies import Reply, outcome_of
+from raypay.domain.idempotency import Reply, outcome_of
+from raypay.domain.model import PaymentRequest
+from raypay.domain.sharding import shard_for
 from raypay.settings import Settings
-from raypay.sharding import shard_for
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -248,7 +248,7 @@ class PaymentIngress:
 
     @api.post("/v1/admin/orders", status_code=201, response_model=SeededOrders, responses=PROBLEMS)
     async def seed_orders(self, body: AdminOrdersBody, principal: Admin) -> dict[str, Any]:
-        """Admin: write orders (and reservations) as the order service would (raypay.seeding)."""
+        """Admin: write orders (and reservations) as the order service would (seeding)."""
         await self.limiter.admit(principal)
         return {"orders": await asyncio.to_thread(self._seed, body)}
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from raypay.guards import looks_like_card_number
-from raypay.model import OrderStatus, PaymentRequest, ReservationStatus
-from raypay.money import Money, MoneyError, is_currency
+from raypay.domain.cards import looks_like_card_number
+from raypay.domain.model import OrderStatus, PaymentRequest, ReservationStatus
+from raypay.domain.money import Money, MoneyError, is_currency
 
 # Ids: 1-64 characters, letters, digits and _ . : - (no spaces, slashes or unicode).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"

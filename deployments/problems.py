@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from raypay.errors import RawCardNumber, RaypayError, problem, to_problem
-from raypay.guards import redact_card_numbers
+from raypay.domain.cards import redact_card_numbers
+from raypay.domain.errors import RawCardNumber, RaypayError, problem, to_problem
 
 log = logging.getLogger("raypay.ingress")
 PROBLEM_JSON = "application/problem+json"

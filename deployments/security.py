@@ -24,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from deployments import problems
 from raypay.adapters.redis_store import translated
-from raypay.auth import (
+from raypay.domain.auth import (
     KeyCache,
     Principal,
     Role,
@@ -34,7 +34,8 @@ from raypay.auth import (
     principal_from,
     redis_key,
 )
-from raypay.errors import (
+from raypay.domain.cards import is_json_media_type
+from raypay.domain.errors import (
     Forbidden,
     PayloadTooLarge,
     RateLimited,
@@ -43,7 +44,6 @@ from raypay.errors import (
     UnsupportedMediaType,
     to_problem,
 )
-from raypay.guards import is_json_media_type
 from raypay.settings import Settings
 
 PRINCIPAL = "raypay.principal"  # request scope key of the caller's Principal

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from raypay.up import find_stack
+from raypay.tools.up import find_stack
 
 PAGES = {
     "dashboard-serve.png": "#/serve",

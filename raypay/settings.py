@@ -12,7 +12,7 @@ from decimal import Decimal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from raypay.auth import parse_api_keys
+from raypay.domain.auth import parse_api_keys
 
 
 class Settings(BaseSettings):

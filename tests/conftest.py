@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from raypay.settings import Settings
-from raypay.stack import Server, StackError, create_topics, free_port, start_broker, start_redis
+from raypay.tools.stack import (
+    Server,
+    StackError,
+    create_topics,
+    free_port,
+    start_broker,
+    start_redis,
+)
 
 
 def _on_a_free_port(start: Callable[[int], Server], attempts: int = 3) -> Server:

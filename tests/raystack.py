@@ -30,10 +30,11 @@ from ray import serve
 
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
-from raypay import auth, seeding
-from raypay.launch import fast_ingress_env, logging_config
+from raypay.adapters import seeding
+from raypay.domain import auth
 from raypay.settings import Settings
-from raypay.stack import free_port
+from raypay.tools.launch import fast_ingress_env, logging_config
+from raypay.tools.stack import free_port
 
 SHARDS, GATEWAYS = 2, 2
 ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configured

@@ -28,8 +28,8 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from raypay.adapters.redis_store import translated
-from raypay.errors import GatewayUnavailable
-from raypay.ports import ChargeRequest, ChargeResult
+from raypay.domain.errors import GatewayUnavailable
+from raypay.domain.ports import ChargeRequest, ChargeResult
 
 DECLINES = {
     "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),

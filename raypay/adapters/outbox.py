@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 
 from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
 from raypay.adapters.redis_store import Keys, translated
-from raypay.errors import StoreUnavailable
+from raypay.domain.errors import StoreUnavailable
 
 log = logging.getLogger("raypay.outbox")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from raypay.batching import MicroBatcher, Pending, resolve
+from raypay.adapters.batching import MicroBatcher, Pending, resolve
 
 
 class PipelinedRedis(aioredis.Redis):

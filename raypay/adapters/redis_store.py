@@ -29,12 +29,12 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from raypay.adapters.pipelining import PipelinedRedis
-from raypay.errors import StoreUnavailable
-from raypay.events import Event
-from raypay.model import Order, Payment, PaymentStatus, Reservation
-from raypay.money import Money
-from raypay.ports import Begun
-from raypay.replies import Reply
+from raypay.domain.errors import StoreUnavailable
+from raypay.domain.events import Event
+from raypay.domain.idempotency import Reply
+from raypay.domain.model import Order, Payment, PaymentStatus, Reservation
+from raypay.domain.money import Money
+from raypay.domain.ports import Begun
 
 _BEGIN = """
 local done = redis.call('GET', KEYS[1])

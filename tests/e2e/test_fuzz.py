@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from raystack import PROBLEM_JSON
 
 from deployments.models import ID_PATTERN, TOKEN_PATTERN, PaymentOut, Problem
-from raypay import errors
 from raypay.adapters.gateway_sim import DECLINES
-from raypay.guards import looks_like_card_number, luhn_ok
-from raypay.money import _EXPONENTS
+from raypay.domain import errors
+from raypay.domain.cards import looks_like_card_number, luhn_ok
+from raypay.domain.money import _EXPONENTS
 
 pytestmark = pytest.mark.e2e
 

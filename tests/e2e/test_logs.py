@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from raystack import ADMIN_KEY, assert_problem, eventually, json_lines_with
 
-from raypay.guards import luhn_ok
+from raypay.domain.cards import luhn_ok
 
 pytestmark = pytest.mark.e2e
 

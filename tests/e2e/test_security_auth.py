@@ -8,7 +8,8 @@ import time
 import pytest
 from raystack import ADMIN_KEY, assert_problem, eventually, payment_body
 
-from raypay import auth, cli
+from raypay.domain import auth
+from raypay.tools import cli
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 import ray
 from raystack import ADMIN_KEY, assert_problem, eventually
 
-from raypay.guards import luhn_ok
+from raypay.domain.cards import luhn_ok
 
 pytestmark = pytest.mark.e2e
 

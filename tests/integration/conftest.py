@@ -18,9 +18,9 @@ from raystack import Service, eventually
 
 from actors.topology import NAMESPACE, kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
+from raypay.domain.sharding import shard_for
 from raypay.settings import Settings
-from raypay.sharding import shard_for
-from raypay.stack import Server, create_topics, free_port, start_broker, start_redis
+from raypay.tools.stack import Server, create_topics, free_port, start_broker, start_redis
 
 ROUTE = "/faults"
 

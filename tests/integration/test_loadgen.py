@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from raypay.loadgen.evidence import Target
-from raypay.loadgen.plan import Scenario
-from raypay.loadgen.report import summary_lines, write_json
-from raypay.loadgen.runner import run_load
+from raypay.tools.loadgen.evidence import Target
+from raypay.tools.loadgen.plan import Scenario
+from raypay.tools.loadgen.report import summary_lines, write_json
+from raypay.tools.loadgen.runner import run_load
 
 pytestmark = pytest.mark.integration
 

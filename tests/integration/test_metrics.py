@@ -24,9 +24,9 @@ from raystack import LocalRay, Service, eventually
 from actors import metrics as m
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
+from raypay.domain.sharding import shard_for
 from raypay.settings import Settings
-from raypay.sharding import shard_for
-from raypay.stack import Server, create_topics, free_port, start_broker, start_redis
+from raypay.tools.stack import Server, create_topics, free_port, start_broker, start_redis
 
 pytestmark = pytest.mark.integration
 

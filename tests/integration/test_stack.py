@@ -13,7 +13,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from raypay.stack import (
+from raypay.tools.stack import (
     Server,
     StackError,
     create_topics,

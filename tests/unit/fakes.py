@@ -1,4 +1,4 @@
-"""In-memory fakes of the ports in ``raypay.ports``, for workflow tests without Redis.
+"""In-memory fakes of the ports in ``raypay.domain.ports``, for workflow tests without Redis.
 
 Each fake keeps the semantics its Protocol documents, and no more.
 """
@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from raypay.errors import GatewayUnavailable
-from raypay.events import Event
-from raypay.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
-from raypay.money import Money
-from raypay.ports import Begun, ChargeRequest, ChargeResult
-from raypay.workflow import Deps
+from raypay.domain.errors import GatewayUnavailable
+from raypay.domain.events import Event
+from raypay.domain.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
+from raypay.domain.money import Money
+from raypay.domain.ports import Begun, ChargeRequest, ChargeResult
+from raypay.domain.workflow import Deps
 
 
 class FakeOrders:

@@ -1,4 +1,4 @@
-"""API keys and roles (raypay.auth) and the trust errors, without Ray or a network."""
+"""API keys and roles (raypay.domain.auth) and the trust errors, without Ray or a network."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import fakeredis
 import pytest
 from pydantic import ValidationError
 
-from raypay import auth
-from raypay.auth import KeyCache, Principal, Role
-from raypay.errors import (
+from raypay.domain import auth
+from raypay.domain.auth import KeyCache, Principal, Role
+from raypay.domain.errors import (
     Forbidden,
     OrderNotFound,
     RateLimited,

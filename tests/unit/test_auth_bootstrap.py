@@ -5,8 +5,8 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from raypay import auth
-from raypay.up import ensure_api_key, read_api_key
+from raypay.domain import auth
+from raypay.tools.up import ensure_api_key, read_api_key
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""Input guards (raypay.guards, the body model, the problem table) and the ingress's trust
+"""Input guards (raypay.domain.cards, the body model, the problem table) and the ingress's trust
 wiring (deployments.security) on an in-process ASGI app with fakeredis: no Ray, no network."""
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from pydantic import ValidationError
 from deployments import problems
 from deployments.models import PaymentBody
 from deployments.security import Checkout, Guard, GuardConfig, Keyring, RateLimiter
-from raypay import auth
-from raypay.auth import Principal, Role
-from raypay.errors import InvalidRequest, RateLimited
-from raypay.guards import (
+from raypay.domain import auth
+from raypay.domain.auth import Principal, Role
+from raypay.domain.cards import (
     check_amount_cap,
     is_json_media_type,
     looks_like_card_number,
     luhn_ok,
     redact_card_numbers,
 )
-from raypay.money import Money
+from raypay.domain.errors import InvalidRequest, RateLimited
+from raypay.domain.money import Money
 from raypay.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from raypay.batching import MicroBatcher, Ticket, TicketBox, follow_tickets, resolve
+from raypay.adapters.batching import MicroBatcher, Ticket, TicketBox, follow_tickets, resolve
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ from raypay.adapters.gateway_sim import (
     RedisChargeLedger,
     SimulatorConfig,
 )
-from raypay.errors import GatewayUnavailable
-from raypay.money import Money
-from raypay.ports import ChargeRequest
+from raypay.domain.errors import GatewayUnavailable
+from raypay.domain.money import Money
+from raypay.domain.ports import ChargeRequest
 
 pytestmark = pytest.mark.unit
 

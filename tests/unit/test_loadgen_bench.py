@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from raypay.bench import procs
-from raypay.bench.cpu import CpuShare
-from raypay.bench.run import SideReport, figures
-from raypay.loadgen.client import OrderResult
-from raypay.loadgen.invariants import Check
-from raypay.loadgen.plan import Scenario, plan, traffic
-from raypay.loadgen.runner import LoadResult
-from raypay.loadgen.stats import Sample
+from raypay.tools.bench import procs
+from raypay.tools.bench.cpu import CpuShare
+from raypay.tools.bench.run import SideReport, figures
+from raypay.tools.loadgen.client import OrderResult
+from raypay.tools.loadgen.invariants import Check
+from raypay.tools.loadgen.plan import Scenario, plan, traffic
+from raypay.tools.loadgen.runner import LoadResult
+from raypay.tools.loadgen.stats import Sample
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raypay.loadgen.invariants import (
+from raypay.tools.loadgen.invariants import (
     EventFact,
     Evidence,
     PaymentFact,

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from raypay.loadgen.client import RetryPolicy
-from raypay.loadgen.plan import (
+from raypay.tools.loadgen.client import RetryPolicy
+from raypay.tools.loadgen.plan import (
     DECLINED_ONCE,
     VISA,
     Scenario,

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from raypay.loadgen.client import OrderResult
-from raypay.loadgen.invariants import Check
-from raypay.loadgen.plan import Scenario, plan, traffic
-from raypay.loadgen.report import summary_lines, write_json
-from raypay.loadgen.runner import LoadResult
-from raypay.loadgen.stats import Sample
+from raypay.tools.loadgen.client import OrderResult
+from raypay.tools.loadgen.invariants import Check
+from raypay.tools.loadgen.plan import Scenario, plan, traffic
+from raypay.tools.loadgen.report import summary_lines, write_json
+from raypay.tools.loadgen.runner import LoadResult
+from raypay.tools.loadgen.stats import Sample
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +58,7 @@ def test_json_holds_figures_and_every_sample(tmp_path) -> None:
 @pytest.mark.parametrize("suffix", [".png", ".html"])
 def test_plot_writes_a_picture(tmp_path, suffix: str) -> None:
     pytest.importorskip("matplotlib")
-    from raypay.loadgen.plot import write_plot
+    from raypay.tools.loadgen.plot import write_plot
 
     write_plot(fabricated(), tmp_path / f"run{suffix}")
     written = (tmp_path / f"run{suffix}").read_bytes()

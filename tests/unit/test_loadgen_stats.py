@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from raypay.loadgen.stats import Sample, percentile, rate, status_mix, summarize, time_series
+from raypay.tools.loadgen.stats import Sample, percentile, rate, status_mix, summarize, time_series
 
 pytestmark = pytest.mark.unit
 

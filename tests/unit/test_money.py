@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from raypay.money import Money, MoneyError, exponent, is_currency
+from raypay.domain.money import Money, MoneyError, exponent, is_currency
 
 pytestmark = pytest.mark.unit
 

@@ -12,9 +12,9 @@ import pytest
 from raypay.adapters.kafka_sink import OutgoingEvent, SinkUnavailable
 from raypay.adapters.outbox import GROUP, OutboxRelay
 from raypay.adapters.redis_store import RedisPayments
-from raypay.events import event_for
-from raypay.model import Payment, PaymentRequest
-from raypay.money import Money
+from raypay.domain.events import event_for
+from raypay.domain.model import Payment, PaymentRequest
+from raypay.domain.money import Money
 
 pytestmark = pytest.mark.unit
 

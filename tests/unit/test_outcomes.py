@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raypay.errors import (
+from raypay.domain.errors import (
     GatewayUnavailable,
     IdempotencyKeyReused,
     OrderNotFound,
@@ -14,7 +14,7 @@ from raypay.errors import (
     StoreUnavailable,
     problem,
 )
-from raypay.replies import Reply, outcome_of
+from raypay.domain.idempotency import Reply, outcome_of
 
 pytestmark = pytest.mark.unit
 

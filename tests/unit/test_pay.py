@@ -1,4 +1,4 @@
-"""The payment workflow ``raypay.workflow.pay`` against in-memory fakes of its ports."""
+"""The payment workflow ``raypay.domain.workflow.pay`` against in-memory fakes of its ports."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from raypay.errors import (
+from raypay.domain.errors import (
     AmountMismatch,
     GatewayUnavailable,
     OrderNotFound,
@@ -15,10 +15,10 @@ from raypay.errors import (
     ReservationInactive,
     ReservationNotFound,
 )
-from raypay.events import FAILED, SUCCEEDED
-from raypay.model import Order, Payment, PaymentStatus, Reservation
-from raypay.money import Money
-from raypay.workflow import pay
+from raypay.domain.events import FAILED, SUCCEEDED
+from raypay.domain.model import Order, Payment, PaymentStatus, Reservation
+from raypay.domain.money import Money
+from raypay.domain.workflow import pay
 
 from .fakes import NOW, USD_40, FakeWorld, a_checkout, a_request
 

@@ -20,10 +20,10 @@ from raypay.adapters.redis_store import (
     RedisReservations,
     translated,
 )
-from raypay.errors import StoreUnavailable
-from raypay.events import event_for
-from raypay.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
-from raypay.money import Money
+from raypay.domain.errors import StoreUnavailable
+from raypay.domain.events import event_for
+from raypay.domain.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
+from raypay.domain.money import Money
 
 pytestmark = pytest.mark.unit
 

@@ -11,11 +11,11 @@ import pytest
 from raypay.adapters.kafka_sink import OutgoingEvent, headers_of
 from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.redis_store import RedisPayments
-from raypay.events import event_for
-from raypay.model import Payment, PaymentRequest
-from raypay.money import Money
-from raypay.replies import fingerprint
-from raypay.workflow import pay
+from raypay.domain.events import event_for
+from raypay.domain.idempotency import fingerprint
+from raypay.domain.model import Payment, PaymentRequest
+from raypay.domain.money import Money
+from raypay.domain.workflow import pay
 
 from .fakes import a_checkout, a_request
 from .test_outbox import FakeSink

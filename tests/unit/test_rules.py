@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from raypay import errors
-from raypay.events import FAILED, SCHEMA_VERSION, SUCCEEDED, event_for
-from raypay.model import (
+from raypay.domain import errors
+from raypay.domain.events import FAILED, SCHEMA_VERSION, SUCCEEDED, event_for
+from raypay.domain.model import (
     Order,
     Payment,
     PaymentRequest,
@@ -21,8 +21,8 @@ from raypay.model import (
     check_order,
     check_reservation,
 )
-from raypay.money import Money
-from raypay.sharding import shard_for
+from raypay.domain.money import Money
+from raypay.domain.sharding import shard_for
 
 pytestmark = pytest.mark.unit
 

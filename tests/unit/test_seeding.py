@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 
-from raypay.money import Money, MoneyError
-from raypay.seeding import iso_utc, order_fields, reservation_fields, seed
+from raypay.adapters.seeding import iso_utc, order_fields, reservation_fields, seed
+from raypay.domain.money import Money, MoneyError
 
 pytestmark = pytest.mark.unit
 
@@ -97,7 +97,7 @@ def test_seed_command_prints_one_json_object_per_order(
 ) -> None:
     import redis
 
-    from raypay import cli
+    from raypay.tools import cli
 
     monkeypatch.setenv("REDIS_URL", "redis://example.invalid:1/0")
     monkeypatch.setattr(redis.Redis, "from_url", staticmethod(lambda url: store))

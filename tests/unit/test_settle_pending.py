@@ -1,14 +1,14 @@
-"""The sweep's step ``raypay.workflow.settle_pending``: a payment its shard left pending is
+"""The sweep's step ``raypay.domain.workflow.settle_pending``: a payment its shard left pending is
 settled through the gateway's idempotency key, never by charging anew."""
 
 from __future__ import annotations
 
 import pytest
 
-from raypay.errors import GatewayUnavailable
-from raypay.events import FAILED, SUCCEEDED
-from raypay.model import Payment, PaymentStatus
-from raypay.workflow import pay, settle_pending
+from raypay.domain.errors import GatewayUnavailable
+from raypay.domain.events import FAILED, SUCCEEDED
+from raypay.domain.model import Payment, PaymentStatus
+from raypay.domain.workflow import pay, settle_pending
 
 from .fakes import NOW, FakeWorld, a_checkout, a_request
 

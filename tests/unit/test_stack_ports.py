@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from raypay.stack import Server, StackError, free_port, pick_port, port_is_free
+from raypay.tools.stack import Server, StackError, free_port, pick_port, port_is_free
 
 pytestmark = pytest.mark.unit
 
@@ -107,7 +107,7 @@ def test_children_run_in_their_own_session(tmp_path: Path) -> None:
 
 
 def test_a_dead_pid_is_not_alive_in_find_stack(tmp_path: Path) -> None:
-    from raypay.up import STATE_FILE, find_stack
+    from raypay.tools.up import STATE_FILE, find_stack
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -116,7 +116,7 @@ def test_a_dead_pid_is_not_alive_in_find_stack(tmp_path: Path) -> None:
 
 
 def test_find_stack_returns_the_state_of_a_live_owner(tmp_path: Path) -> None:
-    from raypay.up import STATE_FILE, find_stack
+    from raypay.tools.up import STATE_FILE, find_stack
 
     (tmp_path / STATE_FILE).write_text(f'{{"pid": {os.getpid()}, "api_url": "http://x"}}')
     assert find_stack(tmp_path) == {"pid": os.getpid(), "api_url": "http://x"}
@@ -124,7 +124,7 @@ def test_find_stack_returns_the_state_of_a_live_owner(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [None, "", "not json", "[1, 2]", '{"pid": "1"}'])
 def test_find_stack_without_a_usable_state_file_is_none(tmp_path: Path, content: str) -> None:
-    from raypay.up import STATE_FILE, find_stack
+    from raypay.tools.up import STATE_FILE, find_stack
 
     if content is not None:
         (tmp_path / STATE_FILE).write_text(content)
@@ -134,7 +134,7 @@ def test_find_stack_without_a_usable_state_file_is_none(tmp_path: Path, content:
 def test_where_without_a_running_stack_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from raypay import cli
+    from raypay.tools import cli
 
     assert cli.main(["--data-dir", str(tmp_path), "where", "--json"]) == 1
     assert "no raypay stack" in capsys.readouterr().err

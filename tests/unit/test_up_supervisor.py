@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from raypay import up
-from raypay.stack import StackError
+from raypay.tools import up
+from raypay.tools.stack import StackError
 
 pytestmark = pytest.mark.unit
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from raypay.settings import Settings
-from raypay.up import find_stack, print_where
+from raypay.tools.up import find_stack, print_where
 
 __all__ = ["build_parser", "find_stack", "main"]
 
@@ -32,7 +32,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from raypay.up import UpOptions, run
+    from raypay.tools.up import UpOptions, run
 
     options = UpOptions(
         data_dir=_data_dir(args), config=args.config, num_cpus=args.num_cpus,
@@ -66,8 +66,8 @@ def _redis_url(args: argparse.Namespace) -> str | None:
 def cmd_seed(args: argparse.Namespace) -> int:
     import redis
 
-    from raypay.money import MoneyError
-    from raypay.seeding import seed
+    from raypay.adapters.seeding import seed
+    from raypay.domain.money import MoneyError
 
     url = _redis_url(args)
     if url is None:
@@ -97,7 +97,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     import redis
 
-    from raypay import auth
+    from raypay.domain import auth
 
     url = _redis_url(args)
     if url is None:
@@ -127,7 +127,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from raypay.model import OrderStatus, ReservationStatus
+    from raypay.domain.model import OrderStatus, ReservationStatus
 
     parser = argparse.ArgumentParser(
         prog="raypay", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="ids, roles and labels (never keys)")
     keys.set_defaults(func=cmd_keys)
 
-    from raypay.bench.cli import add_bench_parser
-    from raypay.loadgen.cli import add_load_parser
+    from raypay.tools.bench.cli import add_bench_parser
+    from raypay.tools.loadgen.cli import add_load_parser
 
     add_load_parser(commands)
     add_bench_parser(commands)

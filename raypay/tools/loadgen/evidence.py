@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from raypay.loadgen.invariants import EventFact, Evidence, PaymentFact
-from raypay.loadgen.plan import OrderPlan
+from raypay.tools.loadgen.invariants import EventFact, Evidence, PaymentFact
+from raypay.tools.loadgen.plan import OrderPlan
 
 CHUNK = 1000
 
@@ -37,7 +37,7 @@ def seed_orders(target: Target, plans: list[OrderPlan], id_prefix: str) -> list[
     """One order per plan (with a reservation where planned), in plan order."""
     import redis
 
-    from raypay.seeding import seed
+    from raypay.adapters.seeding import seed
 
     reserved = sum(1 for p in plans if p.reservation)
     client = redis.Redis.from_url(target.redis_url, decode_responses=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from raypay.model import Payment, PaymentStatus, iso
+from raypay.domain.model import Payment, PaymentStatus, iso
 
 SCHEMA_VERSION = 1
 SUCCEEDED = "payment-succeeded"

@@ -22,7 +22,7 @@ Roles and what they may read:
     admin      everything checkout may, plus any order's payments without a customer,
                and seeding orders (``POST /v1/admin/orders``)
 
-Plain Python: the sync helpers take any redis-py style client, as :mod:`raypay.seeding` does.
+Plain Python: the sync helpers take any redis-py style client, as the seeding adapter does.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from raypay.errors import Forbidden, OrderNotFound
+from raypay.domain.errors import Forbidden, OrderNotFound
 
 KEY_PREFIX = "rpk_"
 _HASH = re.compile(r"^[0-9a-f]{64}$")

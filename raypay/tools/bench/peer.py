@@ -3,7 +3,7 @@ write it without Ray. One FastAPI app under uvicorn, one worker process per core
 ``redis.asyncio``, the gateway simulator in-process, the outbox relayed to Kafka by a
 background task of one worker.
 
-It runs raypay's own domain and adapters (``raypay.replies.answer`` over ``pay``, the
+It runs raypay's own domain and adapters (``raypay.domain.idempotency.answer`` over ``pay``, the
 Redis stores, ``GatewaySimulator`` with its Redis ledger, ``OutboxRelay`` +
 ``KafkaSink``) behind the ingress's own trust wiring (``deployments.security``: API key,
 role, JSON body, size limit, rate limits; the amount cap), so both sides do the same
@@ -12,7 +12,7 @@ per-order lock only within a worker (the atomic ``begin`` guard keeps two worker
 paying an order twice). Keys come from ``RAYPAY_API_KEYS`` (the benchmark sets one).
 
     RAYPAY_REDIS_URL=... RAYPAY_KAFKA_BOOTSTRAP_SERVERS=... RAYPAY_KEY_PREFIX=peer \\
-    RAYPAY_PEER_RELAY_LOCK=/tmp/peer.lock uvicorn raypay.bench.peer:app --workers 2
+    RAYPAY_PEER_RELAY_LOCK=/tmp/peer.lock uvicorn raypay.tools.bench.peer:app --workers 2
 
 The relay runs in the worker that takes the ``RAYPAY_PEER_RELAY_LOCK`` file lock: the
 outbox's consumer group has one consumer (``relay-1``), so one order's events stay in order.
@@ -45,13 +45,13 @@ from raypay.adapters.redis_store import (
     RedisReservations,
     connect,
 )
-from raypay.errors import GatewayUnavailable
-from raypay.events import FAILED, SUCCEEDED
-from raypay.guards import check_amount_cap
-from raypay.ports import ChargeRequest, ChargeResult
-from raypay.replies import answer
+from raypay.domain.cards import check_amount_cap
+from raypay.domain.errors import GatewayUnavailable
+from raypay.domain.events import FAILED, SUCCEEDED
+from raypay.domain.idempotency import answer
+from raypay.domain.ports import ChargeRequest, ChargeResult
+from raypay.domain.workflow import Deps
 from raypay.settings import Settings
-from raypay.workflow import Deps
 
 RELAY_LOCK_ENV = "RAYPAY_PEER_RELAY_LOCK"
 

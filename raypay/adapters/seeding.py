@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from raypay.model import OrderStatus, ReservationStatus
-from raypay.money import Money
+from raypay.domain.model import OrderStatus, ReservationStatus
+from raypay.domain.money import Money
 
 
 def iso_utc(moment: datetime) -> str:

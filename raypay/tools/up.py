@@ -30,9 +30,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raypay import auth, launch
+from raypay.domain import auth
 from raypay.settings import Settings
-from raypay.stack import Server, StackError, create_topics, pick_port, start_broker, start_redis
+from raypay.tools import launch
+from raypay.tools.stack import (
+    Server,
+    StackError,
+    create_topics,
+    pick_port,
+    start_broker,
+    start_redis,
+)
 
 STATE_FILE = "stack.json"
 API_KEY_FILE = "api-key"

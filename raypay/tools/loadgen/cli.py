@@ -79,7 +79,7 @@ def add_scenario_options(parser: argparse.ArgumentParser, payments: int, concurr
 
 
 def scenario_from(args: argparse.Namespace) -> Any:
-    from raypay.loadgen.plan import Scenario
+    from raypay.tools.loadgen.plan import Scenario
 
     return Scenario(
         payments=args.payments,
@@ -107,9 +107,9 @@ def stack_api_key(state: dict[str, Any]) -> str | None:
 
 
 def _target(args: argparse.Namespace) -> Any:
-    from raypay.loadgen.evidence import Target
     from raypay.settings import Settings
-    from raypay.up import find_stack
+    from raypay.tools.loadgen.evidence import Target
+    from raypay.tools.up import find_stack
 
     settings = Settings()
     state = find_stack(Path(args.data_dir or settings.data_dir).resolve()) or {}
@@ -134,10 +134,10 @@ def _target(args: argparse.Namespace) -> Any:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from raypay.loadgen.client import RetryPolicy
-    from raypay.loadgen.progress import make_progress
-    from raypay.loadgen.report import print_summary, write_json
-    from raypay.loadgen.runner import run_load
+    from raypay.tools.loadgen.client import RetryPolicy
+    from raypay.tools.loadgen.progress import make_progress
+    from raypay.tools.loadgen.report import print_summary, write_json
+    from raypay.tools.loadgen.runner import run_load
 
     target = _target(args)
     if target is None:
@@ -169,7 +169,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         write_json(result, args.json)
         print(f"wrote {args.json}")
     if args.plot:
-        from raypay.loadgen.plot import write_plot
+        from raypay.tools.loadgen.plot import write_plot
 
         write_plot(result, args.plot)
         print(f"wrote {args.plot}")

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from raypay.errors import (
+from raypay.domain.errors import (
     IdempotencyKeyReused,
     PaymentDeclined,
     RaypayError,
@@ -22,8 +22,8 @@ from raypay.errors import (
     problem_code,
     to_problem,
 )
-from raypay.model import PaymentRequest
-from raypay.workflow import Deps, pay
+from raypay.domain.model import PaymentRequest
+from raypay.domain.workflow import Deps, pay
 
 
 @dataclass(frozen=True, slots=True)

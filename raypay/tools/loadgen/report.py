@@ -6,8 +6,8 @@ import json
 import math
 from pathlib import Path
 
-from raypay.loadgen.runner import LoadResult
-from raypay.loadgen.stats import status_mix
+from raypay.tools.loadgen.runner import LoadResult
+from raypay.tools.loadgen.stats import status_mix
 
 
 def _ms(value: float) -> str:

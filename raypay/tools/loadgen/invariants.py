@@ -2,7 +2,7 @@
 
 The facts come from Redis (payments per order, the simulator's charge counter), the
 broker (every event on both topics) and the client (the paymentIds its 2xx answers
-named); :mod:`raypay.loadgen.evidence` gathers them. Here they are only compared, so
+named); :mod:`raypay.tools.loadgen.evidence` gathers them. Here they are only compared, so
 the logic is unit-tested on fabricated data.
 
     charged at most once      no order has more than one succeeded payment

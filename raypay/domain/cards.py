@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 
-from raypay.errors import InvalidRequest
-from raypay.money import Money
+from raypay.domain.errors import InvalidRequest
+from raypay.domain.money import Money
 
 PAN_MIN, PAN_MAX = 13, 19
 # Digits with at most one space or dash between neighbours: "4242 4242-4242 4242".

@@ -14,11 +14,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from raypay.loadgen.client import Buyer, OrderResult, Recorder, RetryPolicy, make_transport
-from raypay.loadgen.evidence import Target, gather_evidence, seed_orders
-from raypay.loadgen.invariants import Check, check_all
-from raypay.loadgen.plan import OrderPlan, PlannedTraffic, Scenario, plan, traffic
-from raypay.loadgen.stats import LatencySummary, Sample, percentile, rate, status_mix, summarize
+from raypay.tools.loadgen.client import Buyer, OrderResult, Recorder, RetryPolicy, make_transport
+from raypay.tools.loadgen.evidence import Target, gather_evidence, seed_orders
+from raypay.tools.loadgen.invariants import Check, check_all
+from raypay.tools.loadgen.plan import OrderPlan, PlannedTraffic, Scenario, plan, traffic
+from raypay.tools.loadgen.stats import (
+    LatencySummary,
+    Sample,
+    percentile,
+    rate,
+    status_mix,
+    summarize,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,14 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from raypay.errors import (
+from raypay.domain.errors import (
     AmountMismatch,
     OrderNotFound,
     OrderNotPayable,
     ReservationInactive,
     ReservationNotFound,
 )
-from raypay.money import Money
+from raypay.domain.money import Money
 
 
 class OrderStatus(StrEnum):

@@ -3,7 +3,7 @@
 ``RaypaySide`` is ``raypay up`` itself (a child process with a data folder of its own:
 embedded redis-server, Tansu, a local Ray, the Serve app from serve_config.yaml).
 ``PeerSide`` is a redis-server and a Tansu of its own, plus ``uvicorn
-raypay.bench.peer:app --workers N``. Each knows the processes of its stack (for memory)
+raypay.tools.bench.peer:app --workers N``. Each knows the processes of its stack (for memory)
 and leaves none behind: a stop that times out ends the rest by PID.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from raypay import auth
-from raypay.bench import procs
-from raypay.loadgen.cli import stack_api_key
-from raypay.loadgen.evidence import Target
+from raypay.domain import auth
 from raypay.settings import Settings
-from raypay.stack import (
+from raypay.tools.bench import procs
+from raypay.tools.loadgen.cli import stack_api_key
+from raypay.tools.loadgen.evidence import Target
+from raypay.tools.stack import (
     Server,
     StackError,
     _die_with_parent,
@@ -31,7 +31,7 @@ from raypay.stack import (
     start_broker,
     start_redis,
 )
-from raypay.up import find_stack
+from raypay.tools.up import find_stack
 
 # Variables that would point `raypay up` at outside services instead of the embedded ones.
 EXTERNAL = ("REDIS_URL", "RAYPAY_REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS",
@@ -80,7 +80,7 @@ class RaypaySide(Side):
         self.data_dir, self.config, self.num_cpus = data_dir, config, num_cpus
 
     def start(self, timeout_s: float = 180.0) -> None:
-        argv = [sys.executable, "-m", "raypay.cli", "--data-dir", str(self.data_dir), "up"]
+        argv = [sys.executable, "-m", "raypay.tools.cli", "--data-dir", str(self.data_dir), "up"]
         argv += ["--num-cpus", str(self.num_cpus)]
         argv += ["--config", self.config] if self.config else []
         env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
@@ -130,9 +130,9 @@ class PeerSide(Side):
         create_topics(broker.url, topics, partitions=3)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        argv = [sys.executable, "-m", "uvicorn", "raypay.bench.peer:app", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(self.workers), "--no-access-log",
-                "--log-level", "warning"]  # fmt: skip
+        argv = [sys.executable, "-m", "uvicorn", "raypay.tools.bench.peer:app",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(self.workers),
+                "--no-access-log", "--log-level", "warning"]  # fmt: skip
         key = auth.new_key()  # the peer checks keys as raypay does; this one is configured
         env = {
             "RAYPAY_REDIS_URL": redis.url, "RAYPAY_KAFKA_BOOTSTRAP_SERVERS": broker.url,

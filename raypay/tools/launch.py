@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
-from raypay.stack import StackError, free_port, pick_port
+from raypay.tools.stack import StackError, free_port, pick_port
 
 CONFIG_NAME = "serve_config.yaml"
 
@@ -35,7 +35,7 @@ def find_serve_config(explicit: str | None = None) -> Path:
             raise StackError(f"Serve config not found: {path}")
         return path.resolve()
     cwd = Path.cwd().resolve()
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]
     for folder in (cwd, *cwd.parents, project):
         if (folder / CONFIG_NAME).is_file():
             return folder / CONFIG_NAME

@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from raypay.bench.cpu import CpuMeter, CpuShare
-from raypay.bench.sides import PeerSide, RaypaySide, Side
-from raypay.loadgen.plan import Scenario
-from raypay.loadgen.progress import PlainProgress
-from raypay.loadgen.runner import LoadResult, run_load
-from raypay.loadgen.stats import status_mix
+from raypay.tools.bench.cpu import CpuMeter, CpuShare
+from raypay.tools.bench.sides import PeerSide, RaypaySide, Side
+from raypay.tools.loadgen.plan import Scenario
+from raypay.tools.loadgen.progress import PlainProgress
+from raypay.tools.loadgen.runner import LoadResult, run_load
+from raypay.tools.loadgen.stats import status_mix
 
 SCENARIO = Scenario(
     payments=20_000, concurrency=200, arrival="burst", duplicates=0.05, duplicate_count=2,

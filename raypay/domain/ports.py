@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from raypay.events import Event
-from raypay.model import Order, Payment, Reservation
-from raypay.money import Money
+from raypay.domain.events import Event
+from raypay.domain.model import Order, Payment, Reservation
+from raypay.domain.money import Money
 
 
 class OrderStore(Protocol):

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from raypay.loadgen.plan import VISA, OrderPlan
-from raypay.loadgen.stats import Sample
+from raypay.tools.loadgen.plan import VISA, OrderPlan
+from raypay.tools.loadgen.stats import Sample
 
 PAYMENTS_PATH = "/v1/payments"
 RETRIABLE = frozenset({0, 429, 502, 503, 504})  # 0: no HTTP answer at all

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from raypay.bench import procs
+from raypay.tools.bench import procs
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -23,8 +23,8 @@ from typing import Any
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from raypay.bench.run import BenchOptions, run
-    from raypay.loadgen.cli import scenario_from
+    from raypay.tools.bench.run import BenchOptions, run
+    from raypay.tools.loadgen.cli import scenario_from
 
     try:
         scenario = scenario_from(args)
@@ -45,7 +45,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
     """Add ``bench`` to the ``raypay`` command's subparsers."""
-    from raypay.loadgen.cli import add_scenario_options
+    from raypay.tools.loadgen.cli import add_scenario_options
 
     parser = commands.add_parser(
         "bench", help="raypay vs a FastAPI peer on this machine; one line per figure",

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from raypay.loadgen.runner import Progress, Silent, Snapshot
+from raypay.tools.loadgen.runner import Progress, Silent, Snapshot
 
 
 def _mix(statuses: dict[int, int]) -> str:

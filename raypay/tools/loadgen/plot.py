@@ -9,8 +9,8 @@ import html
 import io
 from pathlib import Path
 
-from raypay.loadgen.runner import LoadResult
-from raypay.loadgen.stats import time_series
+from raypay.tools.loadgen.runner import LoadResult
+from raypay.tools.loadgen.stats import time_series
 
 COLOURS = {201: "#2e7d32", 200: "#00838f", 402: "#ef6c00", 429: "#ad1457", 503: "#c62828"}
 
@@ -25,7 +25,7 @@ def figure(result: LoadResult):  # -> matplotlib.figure.Figure
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from raypay.loadgen.report import describe
+    from raypay.tools.loadgen.report import describe
 
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     over_time, histogram = fig.subplots(2, 1, height_ratios=[3, 2])
@@ -68,7 +68,7 @@ def figure(result: LoadResult):  # -> matplotlib.figure.Figure
 
 def write_plot(result: LoadResult, path: str | Path) -> None:
     """Write ``path`` as PNG, SVG or HTML, by its suffix."""
-    from raypay.loadgen.report import summary_lines
+    from raypay.tools.loadgen.report import summary_lines
 
     path = Path(path)
     fig = figure(result)

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from raypay.errors import PaymentDeclined, Unavailable
-from raypay.events import event_for
-from raypay.model import (
+from raypay.domain.errors import PaymentDeclined, Unavailable
+from raypay.domain.events import event_for
+from raypay.domain.model import (
     Payment,
     PaymentRequest,
     PaymentStatus,
@@ -23,7 +23,7 @@ from raypay.model import (
     check_order,
     check_reservation,
 )
-from raypay.ports import (
+from raypay.domain.ports import (
     ChargeRequest,
     ChargeResult,
     Clock,
@@ -33,7 +33,7 @@ from raypay.ports import (
     ReservationStore,
 )
 
-log = logging.getLogger("raypay.workflow")
+log = logging.getLogger("raypay.domain.workflow")
 # How many earlier attempts one request settles before it gives up with a 503.
 MAX_PREDECESSORS = 3
 

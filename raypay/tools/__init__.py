@@ -1,0 +1,1 @@
+"""Operator tools: the embedded stack, `raypay up` and the CLI, the load tool, the benchmark."""
