@@ -12,14 +12,13 @@ import ray
 from ray.exceptions import RayError
 
 from actors.batching import BatchedMethod
-from actors.metrics import GatewayMetrics, watch_redis
+from actors.metrics import GatewayMetrics
+from raypay import bootstrap
 from raypay.adapters.batching import TicketBox
-from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
-from raypay.adapters.redis_store import connect
+from raypay.bootstrap import GatewayConfig
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.ports import ChargeRequest, ChargeResult
 from raypay.domain.sharding import shard_for
-from raypay.settings import Settings
 
 log = logging.getLogger("raypay.gateway")
 
@@ -28,16 +27,12 @@ log = logging.getLogger("raypay.gateway")
 class GatewaySimulatorActor:
     """One simulated card processor; its ledger lives in Redis, so a restart loses nothing."""
 
-    def __init__(
-        self, settings: Settings, config: SimulatorConfig, batch_hold_s: float = 0.5
-    ) -> None:
+    def __init__(self, config: GatewayConfig) -> None:
+        settings = config.settings
         self.metrics = GatewayMetrics(settings.key_prefix)
-        redis = watch_redis(
-            connect(settings.redis_url, settings.redis_timeout_s, pipelined=True),
-            self.metrics.redis_error,
-        )
-        self.simulator = GatewaySimulator(RedisChargeLedger(redis, settings.key_prefix), config)
-        self._box = TicketBox(batch_hold_s)
+        redis = bootstrap.redis_client(settings, self.metrics.redis_error)
+        self.simulator = bootstrap.simulator(settings, redis, config.simulator)
+        self._box = TicketBox(config.batch_hold_s)
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key; a repeated key returns the first result."""

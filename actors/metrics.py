@@ -8,7 +8,7 @@ deployment's key prefix, so two raypay apps on one Ray cluster stay apart.
 
 Metric objects are made in an actor's or replica's ``__init__`` (the classes below),
 never at import. Recording sits on the path of every payment, so it is kept cheap:
-tag dicts are built once per distinct value, the shard counts outcomes in a plain dict
+tag dicts are built once per distinct value, the ingress counts outcomes in a plain dict
 and hands them to Ray once a second, gauges are sampled once a second.
 """
 
@@ -21,12 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from ray.util import metrics as ray_metrics
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from raypay.domain.idempotency import OUTCOMES, REJECTED
+from raypay.domain.outcomes import OutcomeKind
 
 log = logging.getLogger("raypay.metrics")
 
@@ -133,27 +130,8 @@ def make(spec: Spec, app: str, **tags: str) -> Any:
     return metric.set_default_tags({"app": app, **tags})
 
 
-def watch_redis(client: aioredis.Redis, on_error: Callable[[], None]) -> aioredis.Redis:
-    """Count every command of ``client`` that fails because Redis is away.
-
-    Wraps the instance's ``execute_command``, which every single command and script
-    call goes through (pipelined ones too: each learns its own outcome).
-    """
-    execute = client.execute_command
-
-    async def execute_command(*args: Any, **options: Any) -> Any:
-        try:
-            return await execute(*args, **options)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            on_error()
-            raise
-
-    client.execute_command = execute_command  # type: ignore[method-assign]
-    return client
-
-
 class _ErrorCount:
-    """``counter.inc()`` as a plain callable (for :func:`watch_redis`)."""
+    """``counter.inc()`` as a plain callable (a Redis client's ``on_error``)."""
 
     def __init__(self, spec: Spec, app: str, component: str) -> None:
         self.counter = make(spec, app, component=component)
@@ -175,48 +153,40 @@ async def tick_forever(step: Callable[[], Awaitable[None] | None], every_s: floa
 
 
 class IngressMetrics:
-    """The Serve ingress: end-to-end latency, and the outcomes it decides itself
-    (refusals before the route, amount cap, rate limit, a shard that did not answer);
-    the shard counts the rest."""
+    """The Serve ingress, where every payment request ends: its outcome (counted in a
+    plain dict, handed to Ray by ``flush`` once a second) and its latency."""
 
     def __init__(self, app: str) -> None:
         self._latency = make(PAYMENT_LATENCY, app)
-        self._latency_tags = {outcome: {"outcome": outcome} for outcome in OUTCOMES}
+        self._latency_tags = {kind: {"outcome": kind.value} for kind in OutcomeKind}
         self._payments = make(PAYMENTS, app)
         self.redis_error = _ErrorCount(REDIS_ERRORS, app, "ingress")
-
-    def answered(self, outcome: str, seconds: float) -> None:
-        self._latency.observe(seconds, self._latency_tags[outcome])
-
-    def decided(self, outcome: str, code: str) -> None:
-        self._payments.inc(1, {"outcome": outcome, "code": code})
-
-    def refused(self, code: str) -> None:
-        """A payment request refused before the route ran (401, 413, 415, 422, ...)."""
-        self.decided(REJECTED, code)
-
-
-class ShardMetrics:
-    """A PaymentActor shard: outcomes of its payments, its in-flight orders."""
-
-    def __init__(self, app: str, shard: int) -> None:
-        self._payments = make(PAYMENTS, app)
-        self._in_flight = make(SHARD_IN_FLIGHT, app, shard=str(shard))
-        self.redis_error = _ErrorCount(REDIS_ERRORS, app, "shard")
         self._pending: Counter[tuple[str, str]] = Counter()
         self._tags: dict[tuple[str, str], dict[str, str]] = {}
 
-    def count(self, outcome: str, code: str) -> None:
-        """One payment's outcome; handed to Ray, per (outcome, code), by ``flush``."""
-        self._pending[(outcome, code)] += 1
+    def count(self, kind: OutcomeKind, code: str) -> None:
+        self._pending[(kind.value, code)] += 1
 
-    def flush(self, in_flight_orders: int) -> None:
+    def answered(self, kind: OutcomeKind, seconds: float) -> None:
+        self._latency.observe(seconds, self._latency_tags[kind])
+
+    def flush(self) -> None:
         pending, self._pending = self._pending, Counter()
         for key, count in pending.items():
             tags = self._tags.get(key)
             if tags is None:
                 tags = self._tags[key] = {"outcome": key[0], "code": key[1]}
             self._payments.inc(count, tags)
+
+
+class ShardMetrics:
+    """A PaymentActor shard: its in-flight orders (the ingress counts the outcomes)."""
+
+    def __init__(self, app: str, shard: int) -> None:
+        self._in_flight = make(SHARD_IN_FLIGHT, app, shard=str(shard))
+        self.redis_error = _ErrorCount(REDIS_ERRORS, app, "shard")
+
+    def flush(self, in_flight_orders: int) -> None:
         self._in_flight.set(in_flight_orders)
 
 

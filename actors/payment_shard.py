@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import ray
 
 from actors.gateway import ActorPoolGateway
-from actors.logs import outcome_log
-from actors.metrics import ShardMetrics, tick_forever, watch_redis
+from actors.metrics import ShardMetrics, tick_forever
+from raypay import bootstrap
 from raypay.adapters.batching import TicketBox
-from raypay.adapters.redis_store import (
-    Keys,
-    RedisOrders,
-    RedisPayments,
-    RedisReplies,
-    RedisReservations,
-    connect,
-)
+from raypay.bootstrap import ShardConfig
 from raypay.domain.errors import RaypayError
-from raypay.domain.idempotency import Reply, answer, outcome_of
+from raypay.domain.idempotency import pay_once
 from raypay.domain.model import Payment, PaymentRequest
+from raypay.domain.outcomes import Outcome
 from raypay.domain.sharding import shard_for
-from raypay.domain.workflow import Deps, settle_pending
-from raypay.settings import Settings
+from raypay.domain.workflow import settle_pending
 
 log = logging.getLogger("raypay.shard")
 
@@ -62,95 +54,45 @@ class OrderLocks:
         return len(self._locks)
 
 
-class UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=2000)
 class PaymentActor:
-    async def __init__(
-        self,
-        index: int,
-        shards: int,
-        settings: Settings,
-        gateways: list[ray.actor.ActorHandle],
-        sweep_after_s: float = 60.0,
-        batch_window_s: float = 0.001,
-        batch_hold_s: float = 0.5,
-    ) -> None:
-        self.index, self.shards = index, shards
-        self.metrics = ShardMetrics(settings.key_prefix, index)
-        self.outcomes = outcome_log(f"{settings.key_prefix}-shard-{index}")
-        redis = watch_redis(
-            connect(settings.redis_url, settings.redis_timeout_s, pipelined=True),
-            self.metrics.redis_error,
+    async def __init__(self, config: ShardConfig, gateways: list[ray.actor.ActorHandle]) -> None:
+        settings, topology = config.settings, config.topology
+        self.index, self.shards = config.index, topology.shards
+        self.metrics = ShardMetrics(settings.key_prefix, config.index)
+        stores = bootstrap.stores(
+            settings, bootstrap.redis_client(settings, self.metrics.redis_error)
         )
-        keys = Keys(settings.key_prefix)
-        self.payments = RedisPayments(redis, keys)
-        self.replies = RedisReplies(redis, keys, settings.idempotency_ttl_s)
-        self.deps = Deps(
-            orders=RedisOrders(redis, keys),
-            reservations=RedisReservations(redis, keys),
-            payments=self.payments,
-            gateway=ActorPoolGateway(gateways, settings.gateway_timeout_s, batch_window_s),
-            clock=UtcClock(),
-        )
+        self.payments, self.idempotency = stores.payments, stores.idempotency
+        gateway = ActorPoolGateway(gateways, settings.gateway_timeout_s, topology.batch_window_s)
+        self.deps = bootstrap.workflow_deps(stores, gateway)
         self.orders = OrderLocks()
         self.in_flight = 0
-        self._box = TicketBox(batch_hold_s)
-        self.sweep_after = timedelta(seconds=sweep_after_s)
+        self._box = TicketBox(topology.batch_hold_s)
+        self.sweep_after = timedelta(seconds=topology.sweep_after_s)
         loop = asyncio.get_running_loop()
         self._sweeper = loop.create_task(self._sweep_forever())
         self._metrics_task = loop.create_task(
             tick_forever(lambda: self.metrics.flush(len(self.orders)))
         )
 
-    async def pay(self, request: PaymentRequest, idempotency_key: str | None = None) -> Reply:
+    async def pay(self, request: PaymentRequest, idempotency_key: str | None = None) -> Outcome:
         """Run the payment workflow for one order under its lock.
 
-        Returns the final Reply (payment or problem); raises Unavailable (503) when a
-        dependency is down, and IdempotencyKeyReused for a key used with another request.
+        Returns the final Outcome (a payment or a refusal); raises Unavailable (503) when
+        a dependency is down, and IdempotencyKeyReused for a key used with another request.
         """
         lock = self.orders.enter(request.order_id)
         self.in_flight += 1
-        started = time.perf_counter()
         try:
             async with lock:
-                reply = await answer(request, self.deps, self.replies, idempotency_key)
-        except BaseException as exc:
-            self._record(request, exc, time.perf_counter() - started)
-            raise
+                return await pay_once(request, self.deps, self.idempotency, idempotency_key)
         finally:
             self.in_flight -= 1
             self.orders.leave(request.order_id)
-        self._record(request, reply, time.perf_counter() - started)
-        return reply
-
-    def _record(self, request: PaymentRequest, result: Reply | BaseException, took: float) -> None:
-        """Count the outcome and log one line for it (actors/logs.py): ids, outcome,
-        latency; never the payment method or anything else that could be card data."""
-        outcome, code = outcome_of(result)
-        self.metrics.count(outcome, code)
-        body = result.body if isinstance(result, Reply) else {}
-        payment = body.get("payment", body)  # a decline's problem carries the payment
-        self.outcomes.info(
-            "payment %s",
-            outcome,
-            extra={
-                "orderId": request.order_id,
-                "paymentId": payment.get("paymentId"),
-                "customerId": request.customer_id,
-                "outcome": outcome,
-                "code": code or None,
-                "latencyMs": round(took * 1000, 1),
-                "requestId": request.request_id,
-                "shard": self.index,
-            },
-        )
 
     async def pay_many(self, items: list[tuple[PaymentRequest, str | None]]) -> list[Any]:
-        """``pay`` for a batch: Replies or errors (as values), Tickets for slow ones."""
+        """``pay`` for a batch: Outcomes or errors (as values), Tickets for slow ones."""
         return await self._box.run([self.pay(request, key) for request, key in items])
 
     async def collect(self, ticket_ids: list[int]) -> list[Any]:

@@ -7,12 +7,10 @@ import logging
 
 import ray
 
-from actors.metrics import ProducerMetrics, tick_forever, watch_redis
-from raypay.adapters.kafka_sink import KafkaSink, SinkUnavailable
-from raypay.adapters.outbox import OutboxRelay
-from raypay.adapters.redis_store import Keys, connect
+from actors.metrics import ProducerMetrics, tick_forever
+from raypay import bootstrap
+from raypay.adapters.kafka_sink import SinkUnavailable
 from raypay.domain.errors import StoreUnavailable
-from raypay.domain.events import FAILED, SUCCEEDED
 from raypay.settings import Settings
 
 log = logging.getLogger("raypay.producer")
@@ -24,15 +22,17 @@ class KafkaProducerActor:
     (again after a restart), so pending outbox entries are always picked up."""
 
     async def __init__(self, settings: Settings) -> None:
-        topics = {SUCCEEDED: settings.topic_succeeded, FAILED: settings.topic_failed}
-        self.metrics = ProducerMetrics(settings.key_prefix, topics)
-        # The relay blocks on XREADGROUP, so its client gets a longer socket timeout.
-        redis = watch_redis(
-            connect(settings.redis_url, max(settings.redis_timeout_s, 2.0)),
+        self.metrics = ProducerMetrics(settings.key_prefix, bootstrap.topics(settings))
+        # The relay blocks on XREADGROUP: a plain client (a blocking command must not
+        # share a pipeline) with a longer socket timeout.
+        redis = bootstrap.redis_client(
+            settings,
             self.metrics.redis_error,
+            pipelined=False,
+            timeout_s=max(settings.redis_timeout_s, 2.0),
         )
-        self.sink = KafkaSink(settings.kafka_bootstrap_servers, topics, settings.kafka_idempotence)
-        self.relay = OutboxRelay(redis, Keys(settings.key_prefix), self.sink)
+        self.relay = bootstrap.relay(settings, redis)
+        self.sink = self.relay.sink
         self._stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self.relay.run(self._stop))

@@ -13,7 +13,7 @@ import ray
 from actors.gateway import GatewaySimulatorActor
 from actors.payment_shard import PaymentActor
 from actors.producer import KafkaProducerActor
-from raypay.adapters.gateway_sim import SimulatorConfig
+from raypay.bootstrap import GatewayConfig, ShardConfig, TopologyConfig
 from raypay.settings import Settings
 
 NAMESPACE = "raypay"
@@ -32,37 +32,20 @@ def _named(actor_class, name: str, *args):
     ).remote(*args)
 
 
-def ensure_actors(
-    settings: Settings,
-    shards: int,
-    gateways: int,
-    simulator: SimulatorConfig,
-    sweep_after_s: float = 60.0,
-    batch_window_s: float = 0.001,
-    batch_hold_s: float = 0.5,
-) -> Topology:
+def ensure_actors(settings: Settings, topology: TopologyConfig) -> Topology:
     """Get or create the gateway pool, the producer and the shards."""
     prefix = settings.key_prefix
+    gateway = GatewayConfig(settings, topology.simulator, topology.batch_hold_s)
     pool = [
-        _named(GatewaySimulatorActor, f"{prefix}-gateway-{i}", settings, simulator, batch_hold_s)
-        for i in range(gateways)
+        _named(GatewaySimulatorActor, f"{prefix}-gateway-{i}", gateway)
+        for i in range(topology.gateway_pool)
     ]
     producer = _named(KafkaProducerActor, f"{prefix}-producer", settings)
-    shard_handles = [
-        _named(
-            PaymentActor,
-            f"{prefix}-shard-{i}",
-            i,
-            shards,
-            settings,
-            pool,
-            sweep_after_s,
-            batch_window_s,
-            batch_hold_s,
-        )
-        for i in range(shards)
+    shards = [
+        _named(PaymentActor, f"{prefix}-shard-{i}", ShardConfig(i, settings, topology), pool)
+        for i in range(topology.shards)
     ]
-    return Topology(shard_handles, pool, producer)
+    return Topology(shards, pool, producer)
 
 
 def kill_actors(settings: Settings, shards: int, gateways: int) -> None:

@@ -18,7 +18,7 @@ from ray import serve
 from ray.exceptions import RayError
 
 from actors.batching import BatchedMethod
-from actors.metrics import IngressMetrics, watch_redis
+from actors.metrics import IngressMetrics
 from actors.topology import Topology, ensure_actors
 from deployments import problems
 from deployments.models import (
@@ -29,30 +29,24 @@ from deployments.models import (
     PaymentOut,
     Problem,
     SeededOrders,
+    payment_body,
 )
-from deployments.security import (
-    PRINCIPAL,
-    Admin,
-    Checkout,
-    Guard,
-    GuardConfig,
-    Keyring,
-    RateLimiter,
-)
+from deployments.recorder import OutcomeRecorder
+from deployments.security import PRINCIPAL, Admin, Admission, AdmissionConfig, Checkout
+from raypay import bootstrap
 from raypay.adapters import seeding
 from raypay.adapters.gateway_sim import SimulatorConfig
-from raypay.adapters.redis_store import Keys, RedisOrders, RedisPayments, connect, translated
-from raypay.domain.auth import check_order_access
-from raypay.domain.cards import check_amount_cap
+from raypay.adapters.redis_client import translated
+from raypay.bootstrap import TopologyConfig
+from raypay.domain.auth import Principal, check_order_access
 from raypay.domain.errors import (
     PaymentNotFound,
     RaypayError,
     ShardUnavailable,
     StoreUnavailable,
-    problem,
 )
-from raypay.domain.idempotency import Reply, outcome_of
-from raypay.domain.model import PaymentRequest
+from raypay.domain.model import PaymentRequest, check_amount_cap
+from raypay.domain.outcomes import Outcome
 from raypay.domain.sharding import shard_for
 from raypay.settings import Settings
 
@@ -85,7 +79,7 @@ api = FastAPI(
     summary="Payments for ticketing checkouts, on Ray Serve, Redis and Kafka.",
 )
 problems.install(api)
-api.add_middleware(Guard)  # 413, 401, 415 before any route (deployments/security.py)
+api.add_middleware(Admission)  # 413, 401, 415 before any route (deployments/security.py)
 
 
 def new_request_id() -> str:
@@ -113,35 +107,36 @@ class AppArgs(BaseModel):
     # A batch is answered after at most this long; slower items are collected later.
     batch_hold_ms: float = Field(500.0, ge=1, le=5000)
 
+    def topology(self) -> TopologyConfig:
+        return TopologyConfig(
+            shards=self.shards,
+            gateway_pool=self.gateway_pool,
+            simulator=SimulatorConfig(**self.simulator.model_dump()),
+            sweep_after_s=self.sweep_after_s,
+            batch_window_s=self.batch_window_ms / 1000,
+            batch_hold_s=self.batch_hold_ms / 1000,
+        )
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
 @serve.ingress(api)
 class PaymentIngress:
     def __init__(self, args: AppArgs, settings: Settings) -> None:
         self.settings = settings
-        self.topology: Topology = ensure_actors(
-            settings,
-            args.shards,
-            args.gateway_pool,
-            SimulatorConfig(**args.simulator.model_dump()),
-            args.sweep_after_s,
-            args.batch_window_ms / 1000,
-            args.batch_hold_ms / 1000,
-        )
+        self.topology: Topology = ensure_actors(settings, args.topology())
         self._pay = [
             BatchedMethod(shard, "pay_many", args.batch_window_ms / 1000)
             for shard in self.topology.shards
         ]
-        self.metrics = IngressMetrics(settings.key_prefix)
-        self.redis = watch_redis(
-            connect(settings.redis_url, settings.redis_timeout_s, pipelined=True),
-            self.metrics.redis_error,
-        )
-        self.payments = RedisPayments(self.redis, Keys(settings.key_prefix))
-        self.orders = RedisOrders(self.redis, Keys(settings.key_prefix))
-        self.limiter = RateLimiter(settings, self.redis)
-        api.state.guard = GuardConfig(Keyring(settings, self.redis), settings.max_body_bytes)
-        api.state.payment_refused = self.metrics.refused  # counts what never reaches the route
+        metrics = IngressMetrics(settings.key_prefix)
+        self.recorder = OutcomeRecorder(settings.key_prefix, metrics)
+        self.redis = bootstrap.redis_client(settings, metrics.redis_error)
+        stores = bootstrap.stores(settings, self.redis)
+        self.payments, self.orders = stores.payments, stores.orders
+        self.limiter = bootstrap.rate_limiter(settings, self.redis)
+        keyring = bootstrap.keyring(settings, self.redis)
+        api.state.admission = AdmissionConfig(keyring, settings.max_body_bytes)
+        api.state.recorder = self.recorder  # refusals before the route (problems.refusal)
 
     async def _await_actor(self, ref: Any) -> Any:
         try:
@@ -159,7 +154,6 @@ class PaymentIngress:
     )
     async def create_payment(
         self,
-        http: Request,
         body: PaymentBody,
         principal: Checkout,
         idempotency_key: Annotated[
@@ -169,49 +163,30 @@ class PaymentIngress:
     ) -> JSONResponse:
         """Pay an order. Safe to retry: an order is charged at most once."""
         started = time.perf_counter()
-        http.scope[problems.ROUTED] = True  # from here on, this route counts the outcome
         headers: dict[str, str] = {}
         if request_id is None:  # Serve always sets one; without Serve, make one and say so
             request_id = headers["X-Request-ID"] = new_request_id()
+        request = body.to_domain(request_id)
+        shard = shard_for(request.order_id, len(self._pay))
         try:
-            reply = await self._answer(body.to_domain(request_id), principal, idempotency_key)
-        except BaseException as exc:
-            self.metrics.answered(outcome_of(exc)[0], time.perf_counter() - started)
-            raise
-        self.metrics.answered(outcome_of(reply)[0], time.perf_counter() - started)
-        if reply.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        media_type = problems.PROBLEM_JSON if reply.status >= 400 else "application/json"
-        return JSONResponse(reply.body, reply.status, headers or None, media_type)
-
-    async def _answer(self, request: PaymentRequest, principal: Any, key: str | None) -> Reply:
-        # What the ingress decides itself it counts itself; the shard counts the rest.
-        try:
-            check_amount_cap(
-                request.amount, self.settings.max_amount, self.settings.max_amount_by_currency
-            )
-            await self.limiter.admit(principal, request.customer_id)
+            outcome = await self._pay_order(request, principal, idempotency_key, shard)
         except RaypayError as exc:
-            self.metrics.decided(*outcome_of(exc))
+            self.recorder.record(request, exc, time.perf_counter() - started, shard)
+            return problems.error_response(exc, headers)
+        except BaseException as exc:
+            self.recorder.record(request, exc, time.perf_counter() - started, shard)
             raise
-        pay = self._pay[shard_for(request.order_id, len(self._pay))]
-        try:
-            return await self._await_actor(pay(request, key))
-        except ShardUnavailable as exc:  # raised by _await_actor: no shard answered
-            self.metrics.decided(*outcome_of(exc))
-            # The shard may never log this request (it died, or answers too late).
-            log.warning(
-                "payment unavailable: %s",
-                exc,
-                extra={
-                    "orderId": request.order_id,
-                    "customerId": request.customer_id,
-                    "outcome": "unavailable",
-                    "code": "shard",
-                    "requestId": request.request_id,
-                },
-            )
-            raise
+        self.recorder.record(request, outcome, time.perf_counter() - started, shard)
+        return problems.outcome_response(outcome, headers)
+
+    async def _pay_order(
+        self, request: PaymentRequest, principal: Principal, key: str | None, shard: int
+    ) -> Outcome:
+        check_amount_cap(
+            request.amount, self.settings.max_amount, self.settings.max_amount_by_currency
+        )
+        await self.limiter.admit(principal, request.customer_id)
+        return await self._await_actor(self._pay[shard](request, key))
 
     @api.get("/v1/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
     async def get_payment(
@@ -225,7 +200,7 @@ class PaymentIngress:
         payment = await self.payments.get(payment_id)
         if payment is None or customer_id not in (None, payment.customer_id):
             raise PaymentNotFound(f"payment {payment_id} not found")
-        return payment.to_api()
+        return payment_body(payment)
 
     @api.get("/v1/orders/{order_id}/payments", response_model=OrderPaymentsOut, responses=PROBLEMS)
     async def list_order_payments(
@@ -244,7 +219,7 @@ class PaymentIngress:
         if customer_id is not None and owner is None and payments:
             owner = payments[0].customer_id  # the order record is gone; its payments say
         check_order_access(principal, customer_id, owner)
-        return {"orderId": order_id, "payments": [p.to_api() for p in payments]}
+        return {"orderId": order_id, "payments": [payment_body(p) for p in payments]}
 
     @api.post("/v1/admin/orders", status_code=201, response_model=SeededOrders, responses=PROBLEMS)
     async def seed_orders(self, body: AdminOrdersBody, principal: Admin) -> dict[str, Any]:
@@ -313,11 +288,11 @@ class PaymentIngress:
         if request.scope.get(PRINCIPAL) is None:
             if not down:
                 return JSONResponse({"status": "ready"})
-            body = problem(503, "unavailable", "Not ready", "not ready")
+            body = problems.problem(503, "unavailable", "Not ready", "not ready")
             return problems.problem_response(body, {"Retry-After": "1"})
         if not down:
             return JSONResponse({"status": "ready", "checks": checks})
-        body = problem(
+        body = problems.problem(
             503, "unavailable", "Not ready", f"down: {', '.join(down)}", down=down, checks=checks
         )
         return problems.problem_response(body, {"Retry-After": "1"})

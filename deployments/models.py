@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from raypay.domain.cards import looks_like_card_number
-from raypay.domain.model import OrderStatus, PaymentRequest, ReservationStatus
+from raypay.domain.model import OrderStatus, Payment, PaymentRequest, ReservationStatus, iso
 from raypay.domain.money import Money, MoneyError, is_currency
 
 # Ids: 1-64 characters, letters, digits and _ . : - (no spaces, slashes or unicode).
@@ -157,6 +157,30 @@ class PaymentOut(BaseModel):
     created_at: str
     processed_at: str | None
     is_simulated: bool
+
+
+def payment_body(payment: Payment) -> dict[str, Any]:
+    """The payment object of the HTTP contract (``PaymentOut``'s fields, by alias).
+
+    Built by hand, not through the model: it runs for every answer, and a unit test
+    keeps it and ``PaymentOut`` the same.
+    """
+    return {
+        "paymentId": payment.payment_id,
+        "orderId": payment.order_id,
+        "customerId": payment.customer_id,
+        "reservationId": payment.reservation_id,
+        "amount": str(payment.amount),
+        "currency": payment.amount.currency,
+        "paymentMethod": payment.payment_method,
+        "status": payment.status.value,
+        "transactionId": payment.transaction_id,
+        "errorCode": payment.error_code,
+        "errorMessage": payment.error_message,
+        "createdAt": iso(payment.created_at),
+        "processedAt": iso(payment.processed_at) if payment.processed_at else None,
+        "isSimulated": payment.is_simulated,
+    }
 
 
 class OrderPaymentsOut(BaseModel):

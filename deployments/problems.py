@@ -1,4 +1,11 @@
-"""The one table that maps errors to problem+json responses."""
+"""The one table that maps errors to problem+json responses, and the payment outcome
+as an HTTP answer.
+
+A POST /v1/payments refused before its route runs (by the admission middleware, body
+validation or the role check) is recorded here, through :func:`refusal`; once the route
+runs, the route records its own outcome and turns its own errors into responses, so
+every handler below sees only refusals from before the route.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +17,54 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from deployments.models import payment_body
 from raypay.domain.cards import redact_card_numbers
-from raypay.domain.errors import RawCardNumber, RaypayError, problem, to_problem
+from raypay.domain.errors import PaymentDeclined, RawCardNumber, RaypayError, problem_code
+from raypay.domain.outcomes import Outcome
 
 log = logging.getLogger("raypay.ingress")
 PROBLEM_JSON = "application/problem+json"
-
-
 PAYMENTS_PATH = "/v1/payments"
-# Set in the scope by the payment route when it starts: from there on the route and
-# the shard count the outcome (actors/metrics.py); before it, count_refused does.
-ROUTED = "raypay.routed"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """An RFC 9457 problem+json body with raypay's stable ``code``."""
+    return {
+        "type": f"urn:raypay:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+
+
+def problem_body(error: RaypayError) -> dict[str, Any]:
+    """The problem for an error; a decline carries its failed payment."""
+    body = problem(error.status, problem_code(error), error.title, error.detail, **error.extra)
+    if isinstance(error, PaymentDeclined) and error.payment is not None:
+        body["payment"] = payment_body(error.payment)
+    return body
 
 
 def problem_response(body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+
+
+def error_response(error: RaypayError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return problem_response(problem_body(error), {**error.headers(), **(headers or {})} or None)
+
+
+def outcome_response(outcome: Outcome, headers: dict[str, str]) -> JSONResponse:
+    """201 for a new payment, 200 for the order's earlier one, the problem of a refusal;
+    ``Idempotent-Replayed: true`` on every answer given again."""
+    if outcome.replayed or outcome.key_replay:
+        headers["Idempotent-Replayed"] = "true"
+    if outcome.error is not None:
+        return error_response(outcome.error, headers)
+    assert outcome.payment is not None
+    status = 200 if outcome.replayed else 201
+    return JSONResponse(payment_body(outcome.payment), status, headers or None)
 
 
 def route_path(scope: dict[str, Any]) -> str:
@@ -35,24 +75,21 @@ def route_path(scope: dict[str, Any]) -> str:
     return path
 
 
-def count_refused(scope: dict[str, Any], body: dict) -> None:
-    """A POST /v1/payments refused before its route ran (by the Guard, validation or the
-    role check) counts as a ``rejected`` payment request with the problem's code."""
-    if scope.get("method") != "POST" or ROUTED in scope or route_path(scope) != PAYMENTS_PATH:
-        return
-    refused = getattr(scope["app"].state, "payment_refused", None)
-    if refused is not None:
-        refused(body["code"])
-
-
-def refusal(request: Request, body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
-    count_refused(request.scope, body)
+def refusal(
+    scope: dict[str, Any], body: dict, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The response to a request refused before its route ran; a POST /v1/payments
+    counts as a ``rejected`` payment request with the problem's code."""
+    if scope.get("method") == "POST" and route_path(scope) == PAYMENTS_PATH:
+        recorder = getattr(scope["app"].state, "recorder", None)
+        if recorder is not None:
+            recorder.refused(body["code"])
     return problem_response(body, headers)
 
 
 async def on_raypay_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RaypayError)
-    return refusal(request, to_problem(error), error.headers() or None)
+    return refusal(request.scope, problem_body(error), error.headers() or None)
 
 
 async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -60,7 +97,7 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     errors = error.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
         return refusal(
-            request,
+            request.scope,
             problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object"),
         )
     # Never the input (pydantic's "input" and "ctx"), and no card number even in a name.
@@ -76,9 +113,10 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     ]
     detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
     if any(f["type"] == RawCardNumber.code for f in fields):
-        return refusal(request, to_problem(RawCardNumber(detail, {"errors": fields})))
+        return refusal(request.scope, problem_body(RawCardNumber(detail, {"errors": fields})))
     return refusal(
-        request, problem(422, "validation_error", "Request body is invalid", detail, errors=fields)
+        request.scope,
+        problem(422, "validation_error", "Request body is invalid", detail, errors=fields),
     )
 
 
@@ -86,7 +124,7 @@ async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
     if error.status_code == 400:  # FastAPI's "error parsing the body", e.g. not UTF-8
         return refusal(
-            request,
+            request.scope,
             problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object"),
         )
     code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(

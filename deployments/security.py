@@ -1,50 +1,32 @@
-"""The ingress's trust wiring: who calls (API keys), may they (roles), how often (rate limits).
+"""The ingress's trust wiring: who calls (API keys) and may they (roles).
 
-* :class:`Guard` is an ASGI middleware in front of every route: body size (413),
+* :class:`Admission` is an ASGI middleware in front of every route: body size (413),
   authentication (401; only /healthz, /readyz and the docs are open), JSON content
   type on POST (415). The key's Principal goes into the request scope.
 * :func:`require` is the route dependency that checks the role (403) and names the
   bearer scheme in the OpenAPI document.
-* :class:`Keyring` finds a key's Principal: RAYPAY_API_KEYS first, then Redis, with
-  what it learnt cached for ``api_key_cache_s`` and one lookup in flight per key.
-* :class:`RateLimiter` is a token bucket in Redis per key and per customer, both
-  checked and taken in one Lua call: one round trip per request, shared by all replicas.
+
+The Keyring (which key is whose, cached) and the rate limiter are adapters:
+raypay/adapters/key_store.py and raypay/adapters/rate_limiter.py.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency's signature at run time.
-import asyncio
-import math
-import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import redis.asyncio as aioredis
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from deployments import problems
-from raypay.adapters.redis_store import translated
-from raypay.domain.auth import (
-    KeyCache,
-    Principal,
-    Role,
-    bearer_token,
-    hash_key,
-    parse_api_keys,
-    principal_from,
-    redis_key,
-)
-from raypay.domain.cards import is_json_media_type
+from raypay.adapters.key_store import Keyring
+from raypay.domain.auth import Principal, Role, bearer_token
 from raypay.domain.errors import (
     Forbidden,
     PayloadTooLarge,
-    RateLimited,
     RaypayError,
     Unauthorized,
     UnsupportedMediaType,
-    to_problem,
 )
-from raypay.settings import Settings
 
 PRINCIPAL = "raypay.principal"  # request scope key of the caller's Principal
 OPEN_PATHS = frozenset(
@@ -53,103 +35,15 @@ OPEN_PATHS = frozenset(
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class Keyring:
-    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
-        self.configured = parse_api_keys(settings.api_keys)
-        self.redis, self.prefix = redis, settings.key_prefix
-        self.cache = KeyCache(settings.api_key_cache_s, time.monotonic)
-        self._lookups: dict[str, asyncio.Future[Principal | None]] = {}
-
-    async def principal(self, key: str) -> Principal | None:
-        """The Principal of ``key``, or None if no valid key is like it."""
-        digest = hash_key(key)
-        if (configured := self.configured.get(digest)) is not None:
-            return configured
-        known, principal = self.cache.get(digest)
-        if known:
-            return principal
-        if (pending := self._lookups.get(digest)) is not None:  # one Redis call per key
-            return await asyncio.shield(pending)
-        lookup = asyncio.ensure_future(self._fetch(digest))
-        self._lookups[digest] = lookup
-        try:
-            return await asyncio.shield(lookup)
-        finally:
-            self._lookups.pop(digest, None)
-
-    async def _fetch(self, digest: str) -> Principal | None:
-        async with translated():
-            fields = await self.redis.hgetall(redis_key(self.prefix, digest))
-        principal = principal_from(digest, fields) if fields else None
-        self.cache.put(digest, principal)
-        return principal
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json``, with or without parameters such as ``charset=utf-8``."""
+    if not content_type:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
-# KEYS: buckets; ARGV: rate (tokens/s) and burst per bucket. Takes one token from every
-# bucket, or from none when one is empty: then {0, ms until it has one, its index}.
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local levels, wait, which = {}, 0, 0
-for i = 1, #KEYS do
-  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local state = redis.call('HMGET', KEYS[i], 'tokens', 'at')
-  local level, at = tonumber(state[1]), tonumber(state[2])
-  if level == nil or at == nil then level, at = burst, now end
-  level = math.min(burst, level + math.max(0, now - at) * rate / 1000)
-  levels[i] = level
-  if level < 1 then
-    local ms = math.ceil((1 - level) * 1000 / rate)
-    if ms > wait then wait, which = ms, i end
-  end
-end
-if wait > 0 then return {0, wait, which} end
-for i = 1, #KEYS do
-  local rate, burst = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  redis.call('HSET', KEYS[i], 'tokens', tostring(levels[i] - 1), 'at', tostring(now))
-  redis.call('PEXPIRE', KEYS[i], math.ceil(burst * 1000 / rate) + 1000)
-end
-return {1, 0, 0}
-"""
-
-
-class RateLimiter:
-    def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
-        self.settings, self.prefix = settings, settings.key_prefix
-        self._take = redis.register_script(_TAKE)
-
-    async def admit(self, principal: Principal, customer_id: str | None = None) -> None:
-        """Take a token for the key (and the customer); RateLimited (429) when one is empty."""
-        s = self.settings
-        buckets: list[tuple[str, str, float, int]] = []
-        key_rate = principal.rate if principal.rate is not None else s.rate_limit_per_key
-        key_burst = principal.burst or s.rate_limit_per_key_burst
-        if key_rate > 0:
-            bucket = f"{self.prefix}:rl:key:{principal.key_id}"
-            buckets.append(("API key", bucket, key_rate, key_burst))
-        if customer_id is not None and s.rate_limit_per_customer > 0:
-            buckets.append(
-                (
-                    "customer",
-                    f"{self.prefix}:rl:customer:{customer_id}",
-                    s.rate_limit_per_customer,
-                    s.rate_limit_per_customer_burst,
-                )
-            )
-        if not buckets:
-            return
-        args = [value for _, _, rate, burst in buckets for value in (rate, burst)]
-        async with translated():
-            allowed, wait_ms, which = await self._take(keys=[b[1] for b in buckets], args=args)
-        if not allowed:
-            what = buckets[int(which) - 1][0]
-            raise RateLimited(
-                f"too many requests for this {what}", retry_after_s=math.ceil(int(wait_ms) / 1000)
-            )
-
-
-class Guard:
-    """ASGI middleware: 413, 401 and 415 before a route runs (reads ``app.state.guard``)."""
+class Admission:
+    """ASGI middleware: 413, 401 and 415 before a route runs (reads ``app.state.admission``)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -160,15 +54,13 @@ class Guard:
         try:
             receive = await self._admit(scope, receive)
         except RaypayError as exc:
-            body = to_problem(exc)
-            problems.count_refused(scope, body)
-            return await problems.problem_response(body, exc.headers() or None)(
-                scope, receive, send
-            )
+            body = problems.problem_body(exc)
+            response = problems.refusal(scope, body, exc.headers() or None)
+            return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
     async def _admit(self, scope: dict[str, Any], receive: Callable) -> Callable:
-        config: GuardConfig = scope["app"].state.guard
+        config: AdmissionConfig = scope["app"].state.admission
         headers = {name: value for name, value in scope["headers"]}
         has_body = scope["method"] in BODY_METHODS
         length = headers.get(b"content-length", b"").decode("latin-1")
@@ -218,7 +110,7 @@ async def _buffered(receive: Callable, limit: int) -> Callable[[], Awaitable[dic
     return replay
 
 
-class GuardConfig:
+class AdmissionConfig:
     def __init__(self, keyring: Keyring, max_body_bytes: int) -> None:
         self.keyring, self.max_body_bytes = keyring, max_body_bytes
 
@@ -234,7 +126,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     ) -> Principal:
         found = request.scope.get(PRINCIPAL)
-        if found is None:  # the Guard lets no anonymous call through; never assume it
+        if found is None:  # Admission lets no anonymous call through; never assume it
             raise Unauthorized("send Authorization: Bearer <API key>")
         if not found.may(role):
             raise Forbidden(f"a {found.role} key may not do this; it needs the {role} role")

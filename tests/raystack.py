@@ -30,7 +30,8 @@ from ray import serve
 
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
-from raypay.adapters import seeding
+from raypay.adapters import key_store, seeding
+from raypay.adapters.keys import Keys
 from raypay.domain import auth
 from raypay.settings import Settings
 from raypay.tools.launch import fast_ingress_env, logging_config
@@ -136,7 +137,7 @@ class Service:
 
     def create_key(self, role: str, **options: Any) -> str:
         """A new key stored in Redis (as ``raypay keys create`` does); returns the key."""
-        return auth.create_key(self.redis, self.settings.key_prefix, role, **options)[0]
+        return key_store.create_key(self.redis, self.settings.key_prefix, role, **options)[0]
 
     def seed(self, **options: Any) -> dict[str, str]:
         options.setdefault("customer_id", f"cus_{uuid.uuid4().hex[:10]}")
@@ -144,7 +145,7 @@ class Service:
 
     def charges(self, order_id: str) -> int:
         """Charge attempts the gateway simulator made for an order."""
-        return int(self.redis.hget(f"{self.settings.key_prefix}:gw:charges", order_id) or 0)
+        return int(self.redis.hget(Keys(self.settings.key_prefix).charge_counts, order_id) or 0)
 
     async def pay(self, order: dict[str, str], **overrides: Any) -> httpx.Response:
         headers = overrides.pop("headers", None)

@@ -27,7 +27,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.redis_store import translated
+from raypay.adapters.keys import Keys
+from raypay.adapters.redis_client import translated
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.ports import ChargeRequest, ChargeResult
 
@@ -86,35 +87,28 @@ return redis.call('GET', KEYS[1])
 
 
 class RedisChargeLedger:
-    """``{p}:gw:charge:{key}`` holds each result; ``{p}:gw:charges`` counts charges
-    per reference (orderId) and ``{p}:gw:charges:total`` in all."""
+    """``Keys.charge`` holds each result; ``Keys.charge_counts`` counts charges per
+    reference (orderId) and ``Keys.charge_total`` in all."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
-        self.redis, self.prefix = redis, prefix
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis, self.keys = redis, keys
         self._record = redis.register_script(_RECORD)
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}:gw:charge:{key}"
 
     async def get(self, key: str) -> ChargeResult | None:
         async with translated():
-            raw = await self.redis.get(self._key(key))
+            raw = await self.redis.get(self.keys.charge(key))
         return ChargeResult(**json.loads(raw)) if raw else None
 
     async def count(self, reference: str) -> int:
         async with translated():
-            return int(await self.redis.hget(f"{self.prefix}:gw:charges", reference) or 0)
+            return int(await self.redis.hget(self.keys.charge_counts, reference) or 0)
 
     async def record(
         self, key: str, result: ChargeResult, reference: str, counted: bool = True
     ) -> ChargeResult:
         async with translated():
             raw = await self._record(
-                keys=[
-                    self._key(key),
-                    f"{self.prefix}:gw:charges",
-                    f"{self.prefix}:gw:charges:total",
-                ],
+                keys=[self.keys.charge(key), self.keys.charge_counts, self.keys.charge_total],
                 args=[json.dumps(asdict(result)), reference, "1" if counted else "0"],
             )
         return ChargeResult(**json.loads(raw))

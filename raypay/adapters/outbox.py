@@ -18,7 +18,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
-from raypay.adapters.redis_store import Keys, translated
+from raypay.adapters.keys import Keys
+from raypay.adapters.redis_client import translated
 from raypay.domain.errors import StoreUnavailable
 
 log = logging.getLogger("raypay.outbox")
@@ -31,7 +32,7 @@ DELIVERED_MAXLEN = 1_000_000
 class OutboxRelay:
     def __init__(self, redis: aioredis.Redis, keys: Keys, sink: KafkaSink, batch: int = 500):
         self.redis, self.keys, self.sink, self.batch = redis, keys, sink, batch
-        self.delivered_log = f"{keys.outbox}:delivered"
+        self.delivered_log = keys.delivered_log
         # Running totals, read by the producer actor for its status and its metrics.
         self.published = 0
         self.published_by_kind: Counter[str] = Counter()

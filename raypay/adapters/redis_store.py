@@ -1,39 +1,27 @@
 """Redis adapters: orders and reservations (written upstream), payments and the outbox.
 
-Keys (prefix ``raypay`` by default; the README documents the upstream formats):
-
-    {p}:order:{orderId}              HASH customerId, amountMinor, currency, status
-    {p}:reservation:{id}             HASH orderId, customerId, status, expiresAt (ISO 8601)
-    {p}:payment:{paymentId}          HASH the payment (camelCase fields, amountMinor)
-    {p}:order:{orderId}:payments     LIST paymentIds, oldest first
-    {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
-    {p}:order:{orderId}:pending      STRING the pending paymentId
-    {p}:pending                      ZSET   pending paymentIds by createdAt (ms), for the sweep
-    {p}:outbox                       STREAM events waiting for Kafka (eventId, kind, key,
-                                            value, requestId)
-    {p}:idem:{key}                   STRING stored reply of an Idempotency-Key (expires)
-
+Key names: keys.py; record formats: records.py; the event payload: event_payload.py.
 Every write step is one Lua script, so it is atomic and one round trip.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from raypay.adapters.pipelining import PipelinedRedis
+from raypay.adapters.event_payload import encode
+from raypay.adapters.keys import Keys
+from raypay.adapters.records import (
+    from_record,
+    order_from_record,
+    reservation_from_record,
+    to_record,
+)
+from raypay.adapters.redis_client import translated
 from raypay.domain.errors import StoreUnavailable
-from raypay.domain.events import Event
-from raypay.domain.idempotency import Reply
+from raypay.domain.events import PaymentEvent
 from raypay.domain.model import Order, Payment, PaymentStatus, Reservation
-from raypay.domain.money import Money
 from raypay.domain.ports import Begun
 
 _BEGIN = """
@@ -62,64 +50,6 @@ return 'settled'
 """
 
 
-def connect(url: str, timeout_s: float, pipelined: bool = False) -> aioredis.Redis:
-    """An asyncio client whose every call fails within about ``timeout_s``.
-
-    ``pipelined``: concurrent single commands share round trips (adapters/pipelining.py).
-    """
-    client_class = PipelinedRedis if pipelined else aioredis.Redis
-    return client_class.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        health_check_interval=0,
-        max_connections=256,
-    )
-
-
-@asynccontextmanager
-async def translated() -> AsyncIterator[None]:
-    """Redis trouble becomes StoreUnavailable (503, retriable)."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
-    except RedisError as exc:
-        raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
-
-
-class Keys:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.pending_index = f"{prefix}:pending"
-        self.outbox = f"{prefix}:outbox"
-
-    def order(self, order_id: str) -> str:
-        return f"{self.prefix}:order:{order_id}"
-
-    def reservation(self, reservation_id: str) -> str:
-        return f"{self.prefix}:reservation:{reservation_id}"
-
-    def payment(self, payment_id: str) -> str:
-        return f"{self.prefix}:payment:{payment_id}"
-
-    def order_payments(self, order_id: str) -> str:
-        return f"{self.prefix}:order:{order_id}:payments"
-
-    def succeeded(self, order_id: str) -> str:
-        return f"{self.prefix}:order:{order_id}:succeeded"
-
-    def pending(self, order_id: str) -> str:
-        return f"{self.prefix}:order:{order_id}:pending"
-
-
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 class RedisOrders:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis, self.keys = redis, keys
@@ -127,10 +57,7 @@ class RedisOrders:
     async def get(self, order_id: str) -> Order | None:
         async with translated():
             fields = await self.redis.hgetall(self.keys.order(order_id))
-        if not fields:
-            return None
-        total = Money(int(fields["amountMinor"]), fields["currency"])
-        return Order(order_id, fields["customerId"], total, fields["status"])
+        return order_from_record(order_id, fields) if fields else None
 
 
 class RedisReservations:
@@ -140,44 +67,7 @@ class RedisReservations:
     async def get(self, reservation_id: str) -> Reservation | None:
         async with translated():
             fields = await self.redis.hgetall(self.keys.reservation(reservation_id))
-        if not fields:
-            return None
-        expires_at = parse_time(fields["expiresAt"])
-        assert expires_at is not None
-        return Reservation(
-            reservation_id, fields["orderId"], fields["customerId"], fields["status"], expires_at
-        )
-
-
-def payment_fields(payment: Payment) -> dict[str, str]:
-    api = payment.to_api()
-    api.pop("amount")
-    api["amountMinor"] = str(payment.amount.minor)
-    api["isSimulated"] = "1" if payment.is_simulated else "0"
-    return {name: "" if value is None else str(value) for name, value in api.items()}
-
-
-def payment_from(fields: dict[str, str]) -> Payment:
-    def opt(name: str) -> str | None:
-        return fields.get(name) or None
-
-    created_at = parse_time(fields["createdAt"])
-    assert created_at is not None
-    return Payment(
-        payment_id=fields["paymentId"],
-        order_id=fields["orderId"],
-        customer_id=fields["customerId"],
-        reservation_id=opt("reservationId"),
-        amount=Money(int(fields["amountMinor"]), fields["currency"]),
-        payment_method=fields["paymentMethod"],
-        status=PaymentStatus(fields["status"]),
-        created_at=created_at,
-        transaction_id=opt("transactionId"),
-        error_code=opt("errorCode"),
-        error_message=opt("errorMessage"),
-        processed_at=parse_time(opt("processedAt")),
-        is_simulated=fields.get("isSimulated") == "1",
-    )
+        return reservation_from_record(reservation_id, fields) if fields else None
 
 
 def flat(fields: dict[str, str]) -> list[str]:
@@ -195,7 +85,7 @@ class RedisPayments:
     async def get(self, payment_id: str) -> Payment | None:
         async with translated():
             fields = await self.redis.hgetall(self.keys.payment(payment_id))
-        return payment_from(fields) if fields else None
+        return from_record(fields) if fields else None
 
     async def succeeded_for(self, order_id: str) -> Payment | None:
         async with translated():
@@ -214,7 +104,7 @@ class RedisPayments:
                     keys.order_payments(payment.order_id),
                     keys.pending_index,
                 ],
-                args=[payment.payment_id, created_ms, *flat(payment_fields(payment))],
+                args=[payment.payment_id, created_ms, *flat(to_record(payment))],
             )
         if outcome == "created":
             return Begun(payment, created=True)
@@ -223,7 +113,7 @@ class RedisPayments:
             raise StoreUnavailable(f"payment {payment_id} is indexed but missing")
         return Begun(existing, created=False)
 
-    async def settle(self, payment: Payment, event: Event) -> Payment:
+    async def settle(self, payment: Payment, event: PaymentEvent) -> Payment:
         keys = self.keys
         async with translated():
             outcome = await self._settle(
@@ -237,12 +127,12 @@ class RedisPayments:
                 args=[
                     payment.payment_id,
                     payment.status.value,
-                    event.kind,
+                    event.type.value,
                     event.key,
-                    json.dumps(event.value, separators=(",", ":")),
-                    event.value["eventId"],
+                    encode(event),
+                    event.event_id,
                     event.request_id or "",
-                    *flat(payment_fields(payment)),
+                    *flat(to_record(payment)),
                 ],
             )
         if outcome == "settled":
@@ -261,7 +151,7 @@ class RedisPayments:
                 for payment_id in ids:
                     pipe.hgetall(self.keys.payment(payment_id))
                 rows = await pipe.execute()
-        return [payment_from(fields) for fields in rows if fields]
+        return [from_record(fields) for fields in rows if fields]
 
     async def pending_older_than(self, cutoff: datetime, limit: int = 100) -> list[Payment]:
         """Pending payments created before ``cutoff``, oldest first (for the sweep)."""
@@ -271,25 +161,3 @@ class RedisPayments:
             )
         found = [await self.get(payment_id) for payment_id in ids]
         return [p for p in found if p is not None and p.status is PaymentStatus.PENDING]
-
-
-class RedisReplies:
-    """Idempotency-Key replies: ``{p}:idem:{key}`` JSON, first write wins, with a TTL."""
-
-    def __init__(self, redis: aioredis.Redis, keys: Keys, ttl_s: int) -> None:
-        self.redis, self.prefix, self.ttl_s = redis, keys.prefix, ttl_s
-
-    async def get(self, key: str) -> Reply | None:
-        async with translated():
-            raw = await self.redis.get(f"{self.prefix}:idem:{key}")
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        return Reply(data["status"], data["body"], fingerprint=data["fingerprint"])
-
-    async def put(self, key: str, reply: Reply) -> None:
-        data = {"status": reply.status, "body": reply.body, "fingerprint": reply.fingerprint}
-        async with translated():
-            await self.redis.set(
-                f"{self.prefix}:idem:{key}", json.dumps(data), ex=self.ttl_s, nx=True
-            )

@@ -2,10 +2,7 @@
 
 Orders and reservations belong to other services of the checkout; raypay only
 reads them. Locally (and in tests and load runs) this module stands in for those
-services by writing the same hashes they would:
-
-    {prefix}:order:{orderId}              customerId, amountMinor, currency, status
-    {prefix}:reservation:{reservationId}  orderId, customerId, status, expiresAt
+services by writing the same hashes they would (formats: records.py, keys: keys.py).
 """
 
 from __future__ import annotations
@@ -15,14 +12,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from raypay.adapters.keys import Keys
+from raypay.adapters.records import iso_utc, order_record, reservation_record
 from raypay.domain.model import OrderStatus, ReservationStatus
 from raypay.domain.money import Money
 
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and a ``Z``: ``2026-11-26T04:00:00.000Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+__all__ = ["iso_utc", "order_fields", "reservation_fields", "seed"]
 
 
 def order_fields(
@@ -30,25 +25,15 @@ def order_fields(
     money: Money,
     status: str = OrderStatus.PENDING_PAYMENT,
 ) -> dict[str, str]:
-    """The hash fields of one order."""
-    return {
-        "customerId": customer_id,
-        "amountMinor": str(money.minor),
-        "currency": money.currency,
-        "status": str(OrderStatus(status)),
-    }
+    """The hash fields of one order (ValueError for a status orders do not have)."""
+    return order_record(customer_id, money, str(OrderStatus(status)))
 
 
 def reservation_fields(
     order_id: str, customer_id: str, expires_at: datetime, status: str = ReservationStatus.ACTIVE
 ) -> dict[str, str]:
-    """The hash fields of one reservation."""
-    return {
-        "orderId": order_id,
-        "customerId": customer_id,
-        "status": str(ReservationStatus(status)),
-        "expiresAt": iso_utc(expires_at),
-    }
+    """The hash fields of one reservation (ValueError for an unknown status)."""
+    return reservation_record(order_id, customer_id, str(ReservationStatus(status)), expires_at)
 
 
 def _new_id(kind: str, id_prefix: str) -> str:
@@ -79,13 +64,14 @@ def seed(
     money = Money.parse(amount, currency)
     expires_at = (now or datetime.now(UTC)) + timedelta(seconds=reservation_ttl_s)
     created: list[dict[str, str]] = []
+    keys = Keys(prefix)
     pipe = redis.pipeline(transaction=False)
     for n in range(count):
         if n and n % 1000 == 0:  # bounded pipelines for large load-test seeds
             pipe.execute()
         order_id = _new_id("order", id_prefix)
         customer = customer_id or _new_id("cust", id_prefix)
-        pipe.hset(f"{prefix}:order:{order_id}", mapping=order_fields(customer, money, status))
+        pipe.hset(keys.order(order_id), mapping=order_fields(customer, money, status))
         item = {
             "orderId": order_id,
             "customerId": customer,
@@ -96,7 +82,7 @@ def seed(
         if reservation:
             reservation_id = _new_id("res", id_prefix)
             fields = reservation_fields(order_id, customer, expires_at, reservation_status)
-            pipe.hset(f"{prefix}:reservation:{reservation_id}", mapping=fields)
+            pipe.hset(keys.reservation(reservation_id), mapping=fields)
             item["reservationId"] = reservation_id
         created.append(item)
     pipe.execute()

@@ -9,10 +9,10 @@ slow hash or a pepper would cost latency and operations and buy nothing.
 Where keys are configured (both are read; a key found in either is valid):
 
     RAYPAY_API_KEYS              "sha256hex:role,...", fixed for the deployment's life
-    {prefix}:apikey:{sha256}     HASH role, label, createdAt [, rate, burst]: created and
-                                 revoked while running (``raypay keys``); a replica caches
-                                 what it learnt for ``api_key_cache_s`` (1 s by default),
-                                 which bounds how long a revoked key keeps working
+    Redis (adapters/key_store.py) created and revoked while running (``raypay keys``); a
+                                 replica caches what it learnt for ``api_key_cache_s``
+                                 (1 s by default), which bounds how long a revoked key
+                                 keeps working
 
 Roles and what they may read:
 
@@ -21,8 +21,6 @@ Roles and what they may read:
                with ``?customerId=`` naming the order's customer (404 otherwise)
     admin      everything checkout may, plus any order's payments without a customer,
                and seeding orders (``POST /v1/admin/orders``)
-
-Plain Python: the sync helpers take any redis-py style client, as the seeding adapter does.
 """
 
 from __future__ import annotations
@@ -32,9 +30,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from raypay.domain.errors import Forbidden, OrderNotFound
 
@@ -77,10 +73,6 @@ def hash_key(key: str) -> str:
 
 def key_id(digest: str) -> str:
     return digest[:12]
-
-
-def redis_key(prefix: str, digest: str) -> str:
-    return f"{prefix}:apikey:{digest}"
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -155,71 +147,3 @@ class KeyCache:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
         self._entries[digest] = (self.clock() + self.ttl_s, principal)
-
-
-# --- keys in Redis, with a sync client (CLI, `raypay up`, tests) --------------------------
-
-
-def create_key(
-    redis: Any,
-    prefix: str,
-    role: Role | str,
-    *,
-    label: str = "",
-    rate: float | None = None,
-    burst: int | None = None,
-    now: datetime | None = None,
-) -> tuple[str, str]:
-    """Store a new key's hash and role; returns (key, sha256). The key is not kept anywhere."""
-    key = new_key()
-    digest = hash_key(key)
-    fields = {
-        "role": str(Role(role)),
-        "label": label,
-        "createdAt": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-    }
-    if rate is not None:
-        fields |= {"rate": str(rate), "burst": str(burst or max(1, int(rate)))}
-    redis.hset(redis_key(prefix, digest), mapping=fields)
-    return key, digest
-
-
-def key_exists(redis: Any, prefix: str, key: str) -> bool:
-    return bool(redis.exists(redis_key(prefix, hash_key(key))))
-
-
-def find_keys(redis: Any, prefix: str, ref: str = "") -> list[str]:
-    """Hashes of stored keys matching ``ref``: a key, its full hash, or a hash prefix (id)."""
-    ref = ref.strip()
-    if ref.startswith(KEY_PREFIX):
-        ref = hash_key(ref)
-    ref = ref.lower()
-    if ref and not re.fullmatch(r"[0-9a-f]{1,64}", ref):
-        return []
-    start = len(redis_key(prefix, ""))
-    found = redis.scan_iter(match=redis_key(prefix, ref) + "*", count=1000)
-    return sorted(_text(name)[start:] for name in found)
-
-
-def revoke_key(redis: Any, prefix: str, ref: str, *, min_prefix: int = 8) -> str:
-    """Delete the one stored key ``ref`` names; returns its hash. ValueError if not exactly one."""
-    if not ref.strip().startswith(KEY_PREFIX) and len(ref.strip()) < min_prefix:
-        raise ValueError(f"give at least {min_prefix} hex digits of the key's hash")
-    matches = find_keys(redis, prefix, ref)
-    if len(matches) != 1:
-        raise ValueError("no such key" if not matches else f"{len(matches)} keys match: be longer")
-    redis.delete(redis_key(prefix, matches[0]))
-    return matches[0]
-
-
-def list_keys(redis: Any, prefix: str) -> list[dict[str, str]]:
-    """Every stored key: id, role, label, createdAt (never a key or a full hash)."""
-    rows = []
-    for digest in find_keys(redis, prefix):
-        fields = {_text(k): _text(v) for k, v in redis.hgetall(redis_key(prefix, digest)).items()}
-        rows.append({"id": key_id(digest), **fields})
-    return rows
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value

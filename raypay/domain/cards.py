@@ -1,4 +1,4 @@
-"""Request guards that are domain rules: raw card numbers, the amount cap, the media type.
+"""Raw card numbers: recognised, refused and never echoed.
 
 A raw card number (a PAN) must never reach raypay's stores or logs: payment methods are
 tokens (``pm_card_visa``). Anything that looks like one, 13 to 19 digits (spaces or
@@ -9,11 +9,6 @@ echoes in a problem has such digits masked, so a refusal never repeats the numbe
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from decimal import Decimal
-
-from raypay.domain.errors import InvalidRequest
-from raypay.domain.money import Money
 
 PAN_MIN, PAN_MAX = 13, 19
 # Digits with at most one space or dash between neighbours: "4242 4242-4242 4242".
@@ -59,23 +54,3 @@ def redact_card_numbers(text: str) -> str:
     if not any(char.isdigit() for char in text):
         return text
     return _DIGIT_RUN.sub(lambda m: "[redacted]" if _is_card_run(m.group()) else m.group(), text)
-
-
-def check_amount_cap(
-    amount: Money, max_amount: Decimal, by_currency: Mapping[str, Decimal] | None = None
-) -> None:
-    """422 validation_error if ``amount`` exceeds the cap of its currency (major units)."""
-    cap = (by_currency or {}).get(amount.currency, max_amount)
-    if amount.amount > cap:
-        message = f"amount must be at most {cap} {amount.currency}"
-        raise InvalidRequest(
-            f"amount: {message}",
-            {"errors": [{"field": "amount", "message": message, "type": "amount_too_large"}]},
-        )
-
-
-def is_json_media_type(content_type: str | None) -> bool:
-    """``application/json``, with or without parameters such as ``charset=utf-8``."""
-    if not content_type:
-        return False
-    return content_type.split(";", 1)[0].strip().lower() == "application/json"

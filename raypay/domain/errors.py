@@ -14,7 +14,6 @@
     │   ├── OrderNotPayable           409 order_not_payable
     │   ├── AmountMismatch            422 amount_mismatch
     │   ├── IdempotencyKeyReused      422 idempotency_key_reused
-    │   ├── LengthRequired            411 length_required (a body without Content-Length)
     │   ├── PayloadTooLarge           413 payload_too_large
     │   └── UnsupportedMediaType      415 unsupported_media_type
     ├── RateLimited                   429 rate_limited, retriable after Retry-After
@@ -26,12 +25,16 @@
 
 Errors cross Ray process boundaries, so every class pickles from its ``args``.
 ``headers()`` are the HTTP headers a response to the error carries (``Retry-After``,
-``WWW-Authenticate``).
+``WWW-Authenticate``): like ``status``, part of each error's contract. The problem+json
+body is made in the serve layer (deployments/problems.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from raypay.domain.model import Payment
 
 
 class RaypayError(Exception):
@@ -141,12 +144,6 @@ class PayloadTooLarge(Rejected):
     title = "Request body is too large"
 
 
-class LengthRequired(Rejected):
-    code = "length_required"
-    status = 411
-    title = "A request body needs a Content-Length"
-
-
 class UnsupportedMediaType(Rejected):
     code = "unsupported_media_type"
     status = 415
@@ -173,17 +170,18 @@ class RateLimited(RaypayError):
 
 
 class PaymentDeclined(RaypayError):
-    """The gateway declined; ``extra["payment"]`` is the failed payment object."""
+    """The gateway declined; ``payment`` is the failed payment."""
 
     code = "card_declined"
     status = 402
     title = "Payment declined"
 
     def __init__(
-        self, detail: str = "", extra: dict[str, Any] | None = None, decline_code: str = ""
+        self, detail: str = "", payment: Payment | None = None, decline_code: str = ""
     ) -> None:
-        super().__init__(detail, extra)
-        self.args = (detail, extra, decline_code)
+        super().__init__(detail)
+        self.args = (detail, payment, decline_code)
+        self.payment = payment
         self.decline_code = decline_code or type(self).code
 
     @property
@@ -224,17 +222,10 @@ def problem_code(error: RaypayError) -> str:
     return getattr(error, "problem_code", error.code)
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
-    """An RFC 9457 problem+json body with raypay's stable ``code``."""
-    return {
-        "type": f"urn:raypay:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        **extra,
-    }
+def error_classes() -> list[type[RaypayError]]:
+    """Every error class of the hierarchy (stored outcomes name their error's class)."""
+    return _subclasses(RaypayError)
 
 
-def to_problem(error: RaypayError) -> dict[str, Any]:
-    return problem(error.status, problem_code(error), error.title, error.detail, **error.extra)
+def _subclasses(cls: type[RaypayError]) -> list[type[RaypayError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _subclasses(child))]

@@ -1,49 +1,47 @@
-"""The events raypay publishes: ``payment-succeeded`` and ``payment-failed``."""
+"""The events a settled payment produces: ``payment-succeeded`` or ``payment-failed``.
+
+This is what happened, in domain terms; the versioned JSON payload consumers read is
+made at the outbox's edge (raypay/adapters/event_payload.py, schemas/events/).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
 
-from raypay.domain.model import Payment, PaymentStatus, iso
+from raypay.domain.model import Payment, PaymentStatus
 
-SCHEMA_VERSION = 1
-SUCCEEDED = "payment-succeeded"
-FAILED = "payment-failed"
+
+class EventType(StrEnum):
+    """Each event type is also the default name of its topic."""
+
+    PAYMENT_SUCCEEDED = "payment-succeeded"
+    PAYMENT_FAILED = "payment-failed"
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    """One event for the outbox. ``kind`` picks the topic; ``key`` is the orderId;
-    ``request_id`` (the request that settled the payment) travels as a message header."""
+class PaymentEvent:
+    """One event for the outbox. Its key is the orderId, so one order's events stay in
+    order; ``request_id`` (of the request that settled the payment) travels as a header."""
 
-    kind: str
-    key: str
-    value: dict[str, Any]
+    type: EventType
+    event_id: str
+    occurred_at: datetime
+    payment: Payment
     request_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.payment.order_id
 
 
 def event_for(
     payment: Payment, event_id: str, now: datetime, request_id: str | None = None
-) -> Event:
+) -> PaymentEvent:
     """The event a settled payment produces."""
-    fields = payment.to_api()
-    common = {
-        "eventId": event_id,
-        "occurredAt": iso(now),
-        "schemaVersion": SCHEMA_VERSION,
-    }
     if payment.status is PaymentStatus.SUCCEEDED:
-        value = {"eventType": SUCCEEDED, **common, **fields}
-        return Event(SUCCEEDED, payment.order_id, value, request_id)
+        return PaymentEvent(EventType.PAYMENT_SUCCEEDED, event_id, now, payment, request_id)
     if payment.status is PaymentStatus.FAILED:
-        value = {
-            "eventType": FAILED,
-            **common,
-            **fields,
-            "failureReason": payment.error_code,
-            "attemptedAt": fields["processedAt"],
-        }
-        return Event(FAILED, payment.order_id, value, request_id)
+        return PaymentEvent(EventType.PAYMENT_FAILED, event_id, now, payment, request_id)
     raise ValueError(f"payment {payment.payment_id} is still {payment.status}")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from raypay.domain.errors import (
     AmountMismatch,
+    InvalidRequest,
     OrderNotFound,
     OrderNotPayable,
     ReservationInactive,
@@ -67,7 +69,7 @@ class PaymentRequest:
     reservation_id: str | None = None
     # Metadata, not part of the request: the id that follows this payment through the
     # logs, the gateway call and the event's headers. Two requests that differ only in
-    # it are the same request (replies.fingerprint leaves it out).
+    # it are the same request (idempotency.fingerprint leaves it out).
     request_id: str | None = field(default=None, compare=False)
 
 
@@ -125,25 +127,6 @@ class Payment:
         if self.status is not PaymentStatus.PENDING:
             raise ValueError(f"payment {self.payment_id} is {self.status}, not pending")
 
-    def to_api(self) -> dict[str, Any]:
-        """The payment object of the HTTP contract (camelCase, amount as decimal string)."""
-        return {
-            "paymentId": self.payment_id,
-            "orderId": self.order_id,
-            "customerId": self.customer_id,
-            "reservationId": self.reservation_id,
-            "amount": str(self.amount),
-            "currency": self.amount.currency,
-            "paymentMethod": self.payment_method,
-            "status": self.status.value,
-            "transactionId": self.transaction_id,
-            "errorCode": self.error_code,
-            "errorMessage": self.error_message,
-            "createdAt": iso(self.created_at),
-            "processedAt": iso(self.processed_at) if self.processed_at else None,
-            "isSimulated": self.is_simulated,
-        }
-
 
 def iso(moment: datetime) -> str:
     """ISO 8601 UTC with millisecond precision and a ``Z``."""
@@ -186,3 +169,16 @@ def check_reservation(
             f"reservation {reservation.reservation_id} expired at {iso(reservation.expires_at)}"
         )
     return reservation
+
+
+def check_amount_cap(
+    amount: Money, max_amount: Decimal, by_currency: Mapping[str, Decimal] | None = None
+) -> None:
+    """422 validation_error if ``amount`` exceeds the cap of its currency (major units)."""
+    cap = (by_currency or {}).get(amount.currency, max_amount)
+    if amount.amount > cap:
+        message = f"amount must be at most {cap} {amount.currency}"
+        raise InvalidRequest(
+            f"amount: {message}",
+            {"errors": [{"field": "amount", "message": message, "type": "amount_too_large"}]},
+        )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from raypay.domain.events import Event
+from raypay.domain.events import PaymentEvent
 from raypay.domain.model import Order, Payment, Reservation
 from raypay.domain.money import Money
 
@@ -41,7 +41,7 @@ class PaymentStore(Protocol):
         keeps two shards from ever paying one order twice.
         """
 
-    async def settle(self, payment: Payment, event: Event) -> Payment:
+    async def settle(self, payment: Payment, event: PaymentEvent) -> Payment:
         """Atomically record the outcome and queue its event in the outbox.
 
         Settling an already settled payment writes nothing and returns the stored one,

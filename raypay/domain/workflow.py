@@ -23,6 +23,7 @@ from raypay.domain.model import (
     check_order,
     check_reservation,
 )
+from raypay.domain.outcomes import Outcome
 from raypay.domain.ports import (
     ChargeRequest,
     ChargeResult,
@@ -52,14 +53,9 @@ class Deps:
     ids: Callable[[str], str] = field(default=new_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    payment: Payment
-    replayed: bool
-
-
 async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
-    """Pay one order. Returns the succeeded payment; raises a RaypayError otherwise."""
+    """Pay one order. Returns the succeeded payment; raises a RaypayError otherwise
+    (PaymentDeclined carries the failed payment)."""
     # Steps 1-3 only read, so they read at once (one round trip with a pipelining
     # client) and are decided below in their order.
     done, order, reservation = await asyncio.gather(
@@ -104,7 +100,7 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
     if settled.status is PaymentStatus.FAILED:
         raise PaymentDeclined(
             settled.error_message or "declined",
-            {"payment": settled.to_api()},
+            settled,
             decline_code=settled.error_code or "card_declined",
         )
     return Outcome(settled, replayed=False)
@@ -149,7 +145,7 @@ async def settle(
         )
     event = event_for(settled, deps.ids("evt"), now, request_id)
     settled = await deps.payments.settle(settled, event)
-    if log.isEnabledFor(logging.DEBUG):  # the shard logs every answer at INFO
+    if log.isEnabledFor(logging.DEBUG):  # the ingress logs every outcome at INFO
         log.debug(
             "payment settled",
             extra={

@@ -97,6 +97,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     import redis
 
+    from raypay.adapters import key_store
     from raypay.domain import auth
 
     url = _redis_url(args)
@@ -106,14 +107,14 @@ def cmd_keys(args: argparse.Namespace) -> int:
     client, prefix = redis.Redis.from_url(url, decode_responses=True), Settings().key_prefix
     try:
         if args.action == "create":
-            key, digest = auth.create_key(
+            key, digest = key_store.create_key(
                 client, prefix, args.role, label=args.label, rate=args.rate, burst=args.burst
             )
             print(json.dumps({"key": key, "id": auth.key_id(digest), "role": args.role}))
         elif args.action == "revoke":
-            print(f"revoked {auth.key_id(auth.revoke_key(client, prefix, args.ref))}")
+            print(f"revoked {auth.key_id(key_store.revoke_key(client, prefix, args.ref))}")
         else:
-            for row in auth.list_keys(client, prefix):
+            for row in key_store.list_keys(client, prefix):
                 print(json.dumps(row))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from raypay.adapters import key_store
 from raypay.domain import auth
 from raypay.settings import Settings
 from raypay.tools import launch
@@ -113,9 +114,9 @@ def ensure_api_key(redis: Any, prefix: str, data_dir: Path) -> tuple[Path, str |
     0600 file). Returns the file and the new key, or None when the kept one is still good."""
     path = data_dir / API_KEY_FILE
     kept = read_api_key(data_dir)
-    if kept and auth.key_exists(redis, prefix, kept):
+    if kept and key_store.key_exists(redis, prefix, kept):
         return path, None
-    key, _ = auth.create_key(redis, prefix, auth.Role.ADMIN, label="raypay up")
+    key, _ = key_store.create_key(redis, prefix, auth.Role.ADMIN, label="raypay up")
     _write_secret(path, key)
     return path, key
 

@@ -1,10 +1,25 @@
-"""The events each outcome publishes, read back from the broker by a real consumer."""
+"""The events each outcome publishes, read back from the broker by a real consumer, and
+checked against the JSON Schemas consumers read (schemas/events/)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import jsonschema
 import pytest
 
 pytestmark = pytest.mark.e2e
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
+
+
+def assert_valid(message: dict) -> None:
+    """The event validates against the schema of its type and version."""
+    event = message["value"]
+    path = SCHEMAS / f"{event['eventType']}.v{event['schemaVersion']}.json"
+    jsonschema.validate(event, json.loads(path.read_text()))
+
 
 COMMON = {
     "eventId",
@@ -34,6 +49,7 @@ async def test_succeeded_payment_publishes_payment_succeeded_keyed_by_order(serv
         payment["transactionId"],
     )
     assert message["headers"]["eventId"].decode() == event["eventId"]
+    assert_valid(message)
 
 
 async def test_declined_payment_publishes_payment_failed(service, events):
@@ -47,6 +63,7 @@ async def test_declined_payment_publishes_payment_failed(service, events):
     assert event["eventType"] == "payment-failed"
     assert event["errorCode"] == event["failureReason"] == "insufficient_funds"
     assert event["paymentId"] == response.json()["payment"]["paymentId"]
+    assert_valid(message)
 
 
 async def test_rejected_request_publishes_nothing(service, events):
@@ -56,3 +73,16 @@ async def test_rejected_request_publishes_nothing(service, events):
     assert (await service.pay(paid)).status_code == 201
     await events.wait_for(paid["orderId"], 1)  # later events have arrived by now
     assert events.for_order(order["orderId"]) == []
+
+
+async def test_every_event_on_the_broker_validates_against_its_schema(service, events):
+    methods = ["pm_card_visa", "pm_card_chargeDeclined", "pm_card_chargeDeclinedFraudulent"]
+    orders = [service.seed(currency="JPY", amount="1500") for _ in methods]
+    for order, method in zip(orders, methods, strict=True):
+        assert (await service.pay(order, paymentMethod=method)).status_code in (201, 402)
+    for order in orders:
+        await events.wait_for(order["orderId"], 1)
+    # Every event this session's consumer has seen, from these tests and the ones before.
+    assert len(events.messages) >= len(orders)
+    for message in events.messages:
+        assert_valid(message)

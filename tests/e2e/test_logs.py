@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from raystack import ADMIN_KEY, assert_problem, eventually, json_lines_with
+from raystack import ADMIN_KEY, SHARDS, assert_problem, eventually, json_lines_with
 
 from raypay.domain.cards import luhn_ok
+from raypay.domain.sharding import shard_for
 
 pytestmark = pytest.mark.e2e
 
 
 def outcome_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The shard's one line per payment outcome."""
+    """The ingress's one line per payment outcome (deployments/recorder.py)."""
     return [line for line in lines if "outcome" in line and "latencyMs" in line]
 
 
@@ -51,7 +52,9 @@ async def test_one_payment_logs_its_ids_and_its_event_carries_the_request_id(
         "requestId": request_id,
     }
     assert isinstance(outcome["latencyMs"], float) and outcome["latencyMs"] >= 0
-    assert outcome["actor_name"].startswith(service.settings.key_prefix + "-shard-")
+    # Written by the ingress replica, which knows the shard that owns the order.
+    assert "PaymentIngress" in outcome["actor_name"]
+    assert outcome["shard"] == shard_for(order["orderId"], SHARDS)
     assert "paymentMethod" not in outcome  # nothing of the card, not even its token
     # Serve's access line of the same request, from the ingress replica.
     assert any(line.get("request_id") == request_id for line in lines if "route" in line)

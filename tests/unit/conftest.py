@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import fakeredis
 import pytest
 
-from raypay.adapters.redis_store import Keys
+from raypay.adapters.keys import Keys
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from raypay.domain.errors import GatewayUnavailable
-from raypay.domain.events import Event
+from raypay.domain.events import PaymentEvent
 from raypay.domain.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
 from raypay.domain.money import Money
 from raypay.domain.ports import Begun, ChargeRequest, ChargeResult
@@ -47,7 +47,7 @@ class FakePayments:
     def __init__(self) -> None:
         self.payments: dict[str, Payment] = {}
         self.by_order: dict[str, list[str]] = defaultdict(list)
-        self.outbox: list[Event] = []
+        self.outbox: list[PaymentEvent] = []
 
     def _current(self, order_id: str) -> Payment | None:
         """The order's succeeded payment, else its pending one."""
@@ -68,7 +68,7 @@ class FakePayments:
         self.by_order[payment.order_id].append(payment.payment_id)
         return Begun(payment, created=True)
 
-    async def settle(self, payment: Payment, event: Event) -> Payment:
+    async def settle(self, payment: Payment, event: PaymentEvent) -> Payment:
         stored = self.payments[payment.payment_id]
         if stored.status is not PaymentStatus.PENDING:
             return stored

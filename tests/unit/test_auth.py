@@ -1,4 +1,5 @@
-"""API keys and roles (raypay.domain.auth) and the trust errors, without Ray or a network."""
+"""API keys and roles (raypay.domain.auth), keys in Redis (raypay.adapters.key_store)
+and the trust errors, without Ray or a network."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import fakeredis
 import pytest
 from pydantic import ValidationError
 
+from raypay.adapters import key_store
 from raypay.domain import auth
 from raypay.domain.auth import KeyCache, Principal, Role
 from raypay.domain.errors import (
@@ -17,7 +19,7 @@ from raypay.domain.errors import (
     RawCardNumber,
     Unauthorized,
     UnsupportedMediaType,
-    to_problem,
+    problem_code,
 )
 from raypay.settings import Settings
 
@@ -138,44 +140,48 @@ class TestKeyCache:
 
 class TestStoredKeys:
     def test_create_stores_only_the_hash_and_role(self, store):
-        key, digest = auth.create_key(store, "rp", "checkout", label="shop")
+        key, digest = key_store.create_key(store, "rp", "checkout", label="shop")
         assert store.keys("*") == [f"rp:apikey:{digest}"]
         record = store.hgetall(f"rp:apikey:{digest}")
         assert record["role"] == "checkout" and record["label"] == "shop"
         assert key not in str(record)
-        assert auth.key_exists(store, "rp", key) and not auth.key_exists(store, "rp", "rpk_x")
+        assert key_store.key_exists(store, "rp", key) and not key_store.key_exists(
+            store, "rp", "rpk_x"
+        )
 
     def test_create_with_an_own_rate(self, store):
-        _, digest = auth.create_key(store, "rp", "admin", rate=5)
+        _, digest = key_store.create_key(store, "rp", "admin", rate=5)
         assert store.hgetall(f"rp:apikey:{digest}") | {"createdAt": ""} == {
             "role": "admin", "label": "", "rate": "5", "burst": "5", "createdAt": "",
         }  # fmt: skip
 
     @pytest.mark.parametrize("by", ["id", "hash", "key"])
     def test_revoke_by_id_hash_or_key(self, store, by):
-        key, digest = auth.create_key(store, "rp", "checkout")
-        other, _ = auth.create_key(store, "rp", "checkout")
+        key, digest = key_store.create_key(store, "rp", "checkout")
+        other, _ = key_store.create_key(store, "rp", "checkout")
         ref = {"id": auth.key_id(digest), "hash": digest, "key": key}[by]
-        assert auth.revoke_key(store, "rp", ref) == digest
-        assert not auth.key_exists(store, "rp", key) and auth.key_exists(store, "rp", other)
+        assert key_store.revoke_key(store, "rp", ref) == digest
+        assert not key_store.key_exists(store, "rp", key) and key_store.key_exists(
+            store, "rp", other
+        )
 
     def test_revoke_refuses_short_unknown_or_ambiguous_references(self, store):
-        auth.create_key(store, "rp", "checkout")
+        key_store.create_key(store, "rp", "checkout")
         with pytest.raises(ValueError, match="at least 8"):
-            auth.revoke_key(store, "rp", "abc")
+            key_store.revoke_key(store, "rp", "abc")
         with pytest.raises(ValueError, match="no such key"):
-            auth.revoke_key(store, "rp", "0" * 64)
+            key_store.revoke_key(store, "rp", "0" * 64)
         with pytest.raises(ValueError, match="no such key"):
-            auth.revoke_key(store, "rp", "not-hex-at-all")
+            key_store.revoke_key(store, "rp", "not-hex-at-all")
         for _ in range(40):  # some two of them share a first hex digit
-            auth.create_key(store, "rp", "checkout")
-        first = max("0123456789abcdef", key=lambda d: len(auth.find_keys(store, "rp", d)))
+            key_store.create_key(store, "rp", "checkout")
+        first = max("0123456789abcdef", key=lambda d: len(key_store.find_keys(store, "rp", d)))
         with pytest.raises(ValueError, match="keys match"):
-            auth.revoke_key(store, "rp", first, min_prefix=1)
+            key_store.revoke_key(store, "rp", first, min_prefix=1)
 
     def test_list_shows_ids_and_roles_never_keys(self, store):
-        key, digest = auth.create_key(store, "rp", "admin", label="ops")
-        [row] = auth.list_keys(store, "rp")
+        key, digest = key_store.create_key(store, "rp", "admin", label="ops")
+        [row] = key_store.list_keys(store, "rp")
         assert row["id"] == digest[:12] and row["role"] == "admin" and row["label"] == "ops"
         assert key not in str(row) and digest not in str(row)
 
@@ -192,8 +198,7 @@ class TestTrustErrors:
         ],
     )
     def test_each_has_its_status_and_code_and_pickles(self, error, status, code):
-        problem = to_problem(error)
-        assert (problem["status"], problem["code"]) == (status, code)
+        assert (error.status, problem_code(error)) == (status, code)
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and again.headers() == error.headers()
 

@@ -15,17 +15,14 @@ from pydantic import ValidationError
 
 from deployments import problems
 from deployments.models import PaymentBody
-from deployments.security import Checkout, Guard, GuardConfig, Keyring, RateLimiter
+from deployments.security import Admission, AdmissionConfig, Checkout, is_json_media_type
+from raypay import bootstrap
+from raypay.adapters import key_store
 from raypay.domain import auth
 from raypay.domain.auth import Principal, Role
-from raypay.domain.cards import (
-    check_amount_cap,
-    is_json_media_type,
-    looks_like_card_number,
-    luhn_ok,
-    redact_card_numbers,
-)
+from raypay.domain.cards import looks_like_card_number, luhn_ok, redact_card_numbers
 from raypay.domain.errors import InvalidRequest, RateLimited
+from raypay.domain.model import check_amount_cap
 from raypay.domain.money import Money
 from raypay.settings import Settings
 
@@ -141,9 +138,11 @@ ADMIN_KEY = auth.new_key()
 def build(settings: Settings, redis: Any) -> FastAPI:
     api = FastAPI()
     problems.install(api)
-    api.add_middleware(Guard)
-    api.state.guard = GuardConfig(Keyring(settings, redis), settings.max_body_bytes)
-    limiter = RateLimiter(settings, redis)
+    api.add_middleware(Admission)
+    api.state.admission = AdmissionConfig(
+        bootstrap.keyring(settings, redis), settings.max_body_bytes
+    )
+    limiter = bootstrap.rate_limiter(settings, redis)
 
     @api.post("/v1/payments")
     async def pay(body: PaymentBody, principal: Checkout) -> dict:
@@ -191,7 +190,7 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-class TestGuard:
+class TestAdmission:
     async def test_no_key_is_401_and_health_is_open(self, client):
         response = await client.post("/v1/payments", json=BODY)
         assert response.status_code == 401 and response.json()["code"] == "unauthorized"
@@ -205,12 +204,12 @@ class TestGuard:
     async def test_a_key_stored_in_redis_gets_in_until_revoked(self, settings, redis, server):
         settings.api_key_cache_s = 0.0  # no caching: a revocation shows at once
         sync = fakeredis.FakeRedis(server=server, decode_responses=True)
-        key, digest = auth.create_key(sync, "u", "checkout")
+        key, digest = key_store.create_key(sync, "u", "checkout")
         transport = httpx.ASGITransport(app=build(settings, redis))
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
             ok = await http.post("/v1/payments", json=BODY, headers=bearer(key))
             assert ok.json() == {"role": "checkout"}
-            auth.revoke_key(sync, "u", digest)
+            key_store.revoke_key(sync, "u", digest)
             gone = await http.post("/v1/payments", json=BODY, headers=bearer(key))
             assert gone.status_code == 401
 
@@ -266,7 +265,7 @@ class TestRateLimiter:
         assert other.status_code == 200
 
     async def test_a_key_with_its_own_rate_refills_over_time(self, settings, redis):
-        limiter = RateLimiter(settings, redis)
+        limiter = bootstrap.rate_limiter(settings, redis)
         slow = Principal("slow", Role.CHECKOUT, rate=20, burst=1)
         await limiter.admit(slow)
         with pytest.raises(RateLimited) as caught:
@@ -276,7 +275,7 @@ class TestRateLimiter:
         await limiter.admit(slow)
 
     async def test_nothing_is_taken_when_one_bucket_is_empty(self, settings, redis):
-        limiter = RateLimiter(settings, redis)
+        limiter = bootstrap.rate_limiter(settings, redis)
         key = Principal("k", Role.CHECKOUT, rate=1, burst=5)
         for _ in range(3):
             await limiter.admit(key, "cus_x")
@@ -290,7 +289,7 @@ class TestRateLimiter:
 
     async def test_limits_can_be_turned_off(self, redis):
         settings = Settings(key_prefix="u", rate_limit_per_key=0, rate_limit_per_customer=0)
-        limiter = RateLimiter(settings, redis)
+        limiter = bootstrap.rate_limiter(settings, redis)
         for _ in range(50):
             await limiter.admit(Principal("k", Role.CHECKOUT), "cus_1")
         assert await redis.keys("*") == []

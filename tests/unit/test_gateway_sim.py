@@ -11,6 +11,7 @@ from raypay.adapters.gateway_sim import (
     RedisChargeLedger,
     SimulatorConfig,
 )
+from raypay.adapters.keys import Keys
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.money import Money
 from raypay.domain.ports import ChargeRequest
@@ -23,7 +24,7 @@ def a_charge(key: str = "pay_1", method: str = "pm_card_visa", order: str = "ord
 
 
 def simulator(redis, **config) -> GatewaySimulator:
-    return GatewaySimulator(RedisChargeLedger(redis, "raypay"), SimulatorConfig(**config))
+    return GatewaySimulator(RedisChargeLedger(redis, Keys("raypay")), SimulatorConfig(**config))
 
 
 async def charges(redis) -> tuple[dict[str, str], str | None]:

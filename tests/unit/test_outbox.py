@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from raypay.adapters.event_payload import to_payload
 from raypay.adapters.kafka_sink import OutgoingEvent, SinkUnavailable
 from raypay.adapters.outbox import GROUP, OutboxRelay
 from raypay.adapters.redis_store import RedisPayments
@@ -137,7 +138,7 @@ class TestRelayOnce:
 
         ((sent,),) = sink.batches
         assert (sent.event_id, sent.kind, sent.key) == ("evt_1", "payment-succeeded", "ord_1")
-        assert json.loads(sent.value) == event.value
+        assert json.loads(sent.value) == to_payload(event)
 
 
 class TestSinkUnavailable:

@@ -1,6 +1,8 @@
-"""How a payment request ended, as metrics and logs name it (``replies.outcome_of``)."""
+"""How a payment request ended, as metrics and logs name it (``outcomes.classify``)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,36 +10,41 @@ from raypay.domain.errors import (
     GatewayUnavailable,
     IdempotencyKeyReused,
     OrderNotFound,
+    OrderNotPayable,
     PaymentDeclined,
     RateLimited,
     ShardUnavailable,
     StoreUnavailable,
-    problem,
 )
-from raypay.domain.idempotency import Reply, outcome_of
+from raypay.domain.model import Payment, PaymentRequest
+from raypay.domain.money import Money
+from raypay.domain.outcomes import Outcome, classify
 
 pytestmark = pytest.mark.unit
 
-PAYMENT = {"paymentId": "pay_1", "status": "succeeded"}
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+PAID = Payment.start(
+    PaymentRequest("ord_1", "cus_1", Money(100, "USD"), "pm_card_visa"), "pay_1", NOW
+).succeed("txn_1", NOW, simulated=True)
 
 
-def rejected(status: int, code: str) -> Reply:
-    return Reply(status, problem(status, code, "Rejected", "rejected"))
-
-
-def declined(code: str) -> dict:
-    return problem(402, code, "Payment declined", "declined", payment={"paymentId": "pay_2"})
+def declined(code: str) -> PaymentDeclined:
+    return PaymentDeclined("declined", PAID, decline_code=code)
 
 
 @pytest.mark.parametrize(
-    ("answer", "expected"),
+    ("result", "expected"),
     [
-        (Reply(201, PAYMENT), ("succeeded", "")),
-        (Reply(200, PAYMENT, replayed=True), ("replayed", "")),
-        (Reply(402, declined("insufficient_funds")), ("declined", "insufficient_funds")),
-        (Reply(402, declined("card_declined"), replayed=True), ("replayed", "card_declined")),
-        (rejected(404, "order_not_found"), ("rejected", "order_not_found")),
-        (rejected(409, "order_not_payable"), ("rejected", "order_not_payable")),
+        (Outcome(PAID), ("succeeded", "")),
+        (Outcome(PAID, replayed=True), ("replayed", "")),
+        (Outcome(PAID, key_replay=True), ("replayed", "")),
+        (Outcome(PAID, error=declined("insufficient_funds")), ("declined", "insufficient_funds")),
+        (
+            Outcome(PAID, error=declined("card_declined"), key_replay=True),
+            ("replayed", "card_declined"),
+        ),
+        (Outcome(error=OrderNotFound("gone")), ("rejected", "order_not_found")),
+        (Outcome(error=OrderNotPayable("paid")), ("rejected", "order_not_payable")),
         (IdempotencyKeyReused("reused"), ("rejected", "idempotency_key_reused")),
         (OrderNotFound("gone"), ("rejected", "order_not_found")),
         (RateLimited("slow down"), ("rejected", "rate_limited")),
@@ -48,5 +55,5 @@ def declined(code: str) -> dict:
         (RuntimeError("bug"), ("error", "internal_error")),
     ],
 )
-def test_outcome_and_code(answer, expected):
-    assert outcome_of(answer) == expected
+def test_kind_and_code(result, expected):
+    assert classify(result) == expected

@@ -15,7 +15,7 @@ from raypay.domain.errors import (
     ReservationInactive,
     ReservationNotFound,
 )
-from raypay.domain.events import FAILED, SUCCEEDED
+from raypay.domain.events import EventType
 from raypay.domain.model import Order, Payment, PaymentStatus, Reservation
 from raypay.domain.money import Money
 from raypay.domain.workflow import pay
@@ -71,9 +71,9 @@ class TestNewPayment:
         outcome = await pay(a_request(), world.deps)
 
         (event,) = world.payments.outbox
-        assert (event.kind, event.key) == (SUCCEEDED, "ord_1")
-        assert event.value["paymentId"] == outcome.payment.payment_id
-        assert event.value["transactionId"] == "txn_1"
+        assert (event.type, event.key) == (EventType.PAYMENT_SUCCEEDED, "ord_1")
+        assert event.payment.payment_id == outcome.payment.payment_id
+        assert event.payment.transaction_id == "txn_1"
 
     async def test_a_reservation_is_optional(self, world):
         outcome = await pay(a_request(reservation_id=None), world.deps)
@@ -112,7 +112,7 @@ class TestDecline:
         (failed,) = await world.payments.list_for_order("ord_1")
         assert failed.status is PaymentStatus.FAILED
         assert failed.error_code == "insufficient_funds"
-        assert error.extra == {"payment": failed.to_api()}
+        assert error.payment == failed
 
     async def test_a_decline_queues_one_payment_failed_event(self, world):
         world.gateway.decline_next("card_declined")
@@ -121,8 +121,8 @@ class TestDecline:
             await pay(a_request(), world.deps)
 
         (event,) = world.payments.outbox
-        assert (event.kind, event.key) == (FAILED, "ord_1")
-        assert event.value["failureReason"] == "card_declined"
+        assert (event.type, event.key) == (EventType.PAYMENT_FAILED, "ord_1")
+        assert event.payment.error_code == "card_declined"
         assert await world.payments.succeeded_for("ord_1") is None
 
     async def test_a_retry_after_a_decline_succeeds_as_a_new_payment(self, world):
@@ -132,7 +132,7 @@ class TestDecline:
 
         outcome = await pay(a_request(), world.deps)
 
-        failed_id = declined.value.extra["payment"]["paymentId"]
+        failed_id = declined.value.payment.payment_id
         assert outcome.replayed is False
         assert outcome.payment.status is PaymentStatus.SUCCEEDED
         assert outcome.payment.payment_id != failed_id
@@ -141,7 +141,10 @@ class TestDecline:
             (failed_id, PaymentStatus.FAILED),
             (outcome.payment.payment_id, PaymentStatus.SUCCEEDED),
         ]
-        assert [e.kind for e in world.payments.outbox] == [FAILED, SUCCEEDED]
+        assert [e.type for e in world.payments.outbox] == [
+            EventType.PAYMENT_FAILED,
+            EventType.PAYMENT_SUCCEEDED,
+        ]
 
 
 class TestGatewayUnavailable:
@@ -169,7 +172,7 @@ class TestGatewayUnavailable:
         assert [c.idempotency_key for c in world.gateway.calls] == [pending.payment_id] * 2
         assert world.gateway.counted == [pending.payment_id]
         assert len(await world.payments.list_for_order("ord_1")) == 1
-        assert [e.kind for e in world.payments.outbox] == [SUCCEEDED]
+        assert [e.type for e in world.payments.outbox] == [EventType.PAYMENT_SUCCEEDED]
 
     async def test_a_retry_after_a_timeout_that_charged_gets_that_charge(self, world):
         world.gateway.unavailable_next(charged=True)

@@ -13,13 +13,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from raypay.adapters.redis_store import (
-    Keys,
-    RedisOrders,
-    RedisPayments,
-    RedisReservations,
-    translated,
-)
+from raypay.adapters.event_payload import to_payload
+from raypay.adapters.keys import Keys
+from raypay.adapters.redis_client import translated
+from raypay.adapters.redis_store import RedisOrders, RedisPayments, RedisReservations
 from raypay.domain.errors import StoreUnavailable
 from raypay.domain.events import event_for
 from raypay.domain.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
@@ -174,7 +171,7 @@ class TestSettle:
         ((_, fields),) = await redis.xrange("raypay:outbox")
         assert fields["eventId"] == "evt_1"
         assert (fields["kind"], fields["key"]) == ("payment-succeeded", "ord_1")
-        assert json.loads(fields["value"]) == event.value
+        assert json.loads(fields["value"]) == to_payload(event)
 
     async def test_a_failure_frees_the_order_and_queues_a_failed_event(self, redis, payments):
         payment = a_payment()

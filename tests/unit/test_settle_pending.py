@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from raypay.domain.errors import GatewayUnavailable
-from raypay.domain.events import FAILED, SUCCEEDED
+from raypay.domain.events import EventType
 from raypay.domain.model import Payment, PaymentStatus
 from raypay.domain.workflow import pay, settle_pending
 
@@ -37,7 +37,7 @@ class TestSettlePending:
         assert world.gateway.calls == []
         assert world.gateway.counted == []
         (event,) = world.payments.outbox
-        assert (event.kind, event.value["failureReason"]) == (FAILED, "abandoned")
+        assert (event.type, event.payment.error_code) == (EventType.PAYMENT_FAILED, "abandoned")
 
     async def test_after_an_abandoned_attempt_the_order_can_be_paid_again(self, world):
         await settle_pending(await self.a_left_pending_payment(world), world.deps)
@@ -57,7 +57,7 @@ class TestSettlePending:
         assert settled.status is PaymentStatus.SUCCEEDED
         assert settled.transaction_id == "txn_1"
         assert world.gateway.counted == [pending.payment_id]
-        assert [e.kind for e in world.payments.outbox] == [SUCCEEDED]
+        assert [e.type for e in world.payments.outbox] == [EventType.PAYMENT_SUCCEEDED]
 
     async def test_with_an_earlier_decline_it_records_that_decline(self, world):
         world.gateway.unavailable_next(charged=True)
@@ -80,4 +80,4 @@ class TestSettlePending:
         settled = await settle_pending(stale, world.deps)
 
         assert settled == outcome.payment
-        assert [e.kind for e in world.payments.outbox] == [SUCCEEDED]
+        assert [e.type for e in world.payments.outbox] == [EventType.PAYMENT_SUCCEEDED]

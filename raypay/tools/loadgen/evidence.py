@@ -1,10 +1,8 @@
 """Where a load run meets the stack's stores: seed its orders, then read back what
 happened to them from Redis and from the broker.
 
-Keys read (see raypay/adapters/redis_store.py and gateway_sim.py):
-
-    {p}:order:{orderId}:payments   LIST of paymentIds     {p}:payment:{id}  HASH
-    {p}:gw:charges                 HASH orderId → charges {p}:outbox        STREAM
+Keys read (raypay/adapters/keys.py): an order's payments, each payment's hash, the
+simulator's charge counts, the outbox stream.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from raypay.adapters.keys import Keys
 from raypay.tools.loadgen.invariants import EventFact, Evidence, PaymentFact
 from raypay.tools.loadgen.plan import OrderPlan
 
@@ -58,7 +57,7 @@ def _chunks(items: list[str], size: int = CHUNK) -> list[list[str]]:
 
 async def outbox_depth(redis, prefix: str, order_ids: set[str]) -> int:
     """Events of these orders still waiting in the outbox stream."""
-    stream = f"{prefix}:outbox"
+    stream = Keys(prefix).outbox
     if await redis.xlen(stream) == 0:
         return 0
     waiting, start = 0, "-"
@@ -83,13 +82,14 @@ async def read_payments(
     redis, prefix: str, order_ids: list[str]
 ) -> tuple[dict[str, list[PaymentFact]], dict[str, int]]:
     """Every payment of these orders, and the simulator's charge count per order."""
+    keys = Keys(prefix)
     payment_ids: dict[str, list[str]] = {}
     charges: dict[str, int] = {}
     for chunk in _chunks(order_ids):
         async with redis.pipeline(transaction=False) as pipe:
             for order_id in chunk:
-                pipe.lrange(f"{prefix}:order:{order_id}:payments", 0, -1)
-            pipe.hmget(f"{prefix}:gw:charges", chunk)
+                pipe.lrange(keys.order_payments(order_id), 0, -1)
+            pipe.hmget(keys.charge_counts, chunk)
             *lists, counts = await pipe.execute()
         payment_ids.update(zip(chunk, lists, strict=True))
         charges.update((o, int(c or 0)) for o, c in zip(chunk, counts, strict=True))
@@ -99,7 +99,7 @@ async def read_payments(
         part = every[start : start + CHUNK]
         async with redis.pipeline(transaction=False) as pipe:
             for _, payment_id in part:
-                pipe.hmget(f"{prefix}:payment:{payment_id}", ["status", "errorCode"])
+                pipe.hmget(keys.payment(payment_id), ["status", "errorCode"])
             rows = await pipe.execute()
         for (order_id, payment_id), (status, error_code) in zip(part, rows, strict=True):
             fact = PaymentFact(payment_id, order_id, status or "missing", error_code or None)

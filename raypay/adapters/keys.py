@@ -1,0 +1,78 @@
+"""Every Redis key raypay reads or writes, in one place (prefix ``raypay`` by default).
+
+    {p}:order:{orderId}              HASH   customerId, amountMinor, currency, status (upstream)
+    {p}:reservation:{id}             HASH   orderId, customerId, status, expiresAt (upstream)
+    {p}:payment:{paymentId}          HASH   the payment's storage record (records.py)
+    {p}:order:{orderId}:payments     LIST   paymentIds, oldest first
+    {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
+    {p}:order:{orderId}:pending      STRING the pending paymentId
+    {p}:pending                      ZSET   pending paymentIds by createdAt (ms), for the sweep
+    {p}:outbox                       STREAM events waiting for Kafka (eventId, kind, key, value,
+                                            requestId); consumer group ``relay``
+    {p}:outbox:delivered             STREAM events the broker acknowledged (eventId, kind, key)
+    {p}:idem:{key}                   STRING the outcome stored for an Idempotency-Key (expires)
+    {p}:gw:charge:{key}              STRING the simulator's result for a gateway idempotency key
+    {p}:gw:charges                   HASH   charge attempts per orderId (simulator)
+    {p}:gw:charges:total             STRING charge attempts in all (simulator)
+    {p}:apikey:{sha256}              HASH   role, label, createdAt [, rate, burst]
+    {p}:rl:key:{keyId}               HASH   token bucket of an API key (tokens, at)
+    {p}:rl:customer:{customerId}     HASH   token bucket of a customer (tokens, at)
+
+The Lua scripts and the steps that touch more than one key (all in ``raypay/adapters``):
+
+    redis_store.py  _BEGIN    order:succeeded, order:pending, payment, order:payments, pending
+    redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox
+    gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total
+    rate_limiter.py _TAKE     rl:key and rl:customer, in one call
+    outbox.py       ack       MULTI: XACK + XDEL outbox, XADD outbox:delivered
+
+Names are stable: stored data and the upstream services' order and reservation
+records are read as they are.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    """The key names of one raypay deployment (its ``key_prefix``)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.pending_index = f"{prefix}:pending"
+        self.outbox = f"{prefix}:outbox"
+        self.delivered_log = f"{prefix}:outbox:delivered"
+        self.charge_counts = f"{prefix}:gw:charges"
+        self.charge_total = f"{prefix}:gw:charges:total"
+
+    def order(self, order_id: str) -> str:
+        return f"{self.prefix}:order:{order_id}"
+
+    def reservation(self, reservation_id: str) -> str:
+        return f"{self.prefix}:reservation:{reservation_id}"
+
+    def payment(self, payment_id: str) -> str:
+        return f"{self.prefix}:payment:{payment_id}"
+
+    def order_payments(self, order_id: str) -> str:
+        return f"{self.prefix}:order:{order_id}:payments"
+
+    def succeeded(self, order_id: str) -> str:
+        return f"{self.prefix}:order:{order_id}:succeeded"
+
+    def pending(self, order_id: str) -> str:
+        return f"{self.prefix}:order:{order_id}:pending"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+    def charge(self, idempotency_key: str) -> str:
+        return f"{self.prefix}:gw:charge:{idempotency_key}"
+
+    def api_key(self, digest: str) -> str:
+        return f"{self.prefix}:apikey:{digest}"
+
+    def key_bucket(self, key_id: str) -> str:
+        return f"{self.prefix}:rl:key:{key_id}"
+
+    def customer_bucket(self, customer_id: str) -> str:
+        return f"{self.prefix}:rl:customer:{customer_id}"

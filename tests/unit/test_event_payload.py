@@ -1,0 +1,117 @@
+"""The event payload consumers read (raypay.adapters.event_payload): its fields, and that
+every event the code emits validates against its checked-in JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from raypay.adapters.event_payload import SCHEMA_VERSION, encode, to_payload
+from raypay.adapters.gateway_sim import ABANDONED, DECLINES
+from raypay.domain.events import EventType, PaymentEvent, event_for
+from raypay.domain.model import Payment, PaymentRequest
+from raypay.domain.money import Money
+
+pytestmark = pytest.mark.unit
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
+USD_25 = Money(2500, "USD")
+NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
+PAYMENT_FIELDS = (
+    "paymentId orderId customerId reservationId amount currency paymentMethod status "
+    "transactionId errorCode errorMessage createdAt processedAt isSimulated"
+).split()
+
+
+def schema_of(event_type: EventType) -> dict:
+    return json.loads((SCHEMAS / f"{event_type.value}.v{SCHEMA_VERSION}.json").read_text())
+
+
+def a_payment(amount: Money = USD_25, reservation: str | None = "res_1") -> Payment:
+    request = PaymentRequest("ord_1", "cus_1", amount, "pm_card_visa", reservation)
+    return Payment.start(request, "pay_1", NOW)
+
+
+def validate(event: PaymentEvent) -> dict:
+    payload = json.loads(encode(event))
+    jsonschema.validate(payload, schema_of(event.type))
+    return payload
+
+
+def test_there_is_one_schema_per_event_type_and_version():
+    names = sorted(path.name for path in SCHEMAS.glob("*.json"))
+    assert names == sorted(f"{t.value}.v{SCHEMA_VERSION}.json" for t in EventType)
+    for event_type in EventType:
+        jsonschema.Draft202012Validator.check_schema(schema_of(event_type))
+
+
+def test_a_succeeded_event_has_the_payment_and_the_event_fields():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    payload = validate(event_for(paid, "evt_1", NOW + timedelta(seconds=1)))
+    assert payload == {
+        "eventType": "payment-succeeded",
+        "eventId": "evt_1",
+        "occurredAt": "2026-03-14T15:09:27.535Z",
+        "schemaVersion": 1,
+        "paymentId": "pay_1",
+        "orderId": "ord_1",
+        "customerId": "cus_1",
+        "reservationId": "res_1",
+        "amount": "25.00",
+        "currency": "USD",
+        "paymentMethod": "pm_card_visa",
+        "status": "succeeded",
+        "transactionId": "txn_1",
+        "errorCode": None,
+        "errorMessage": None,
+        "createdAt": "2026-03-14T15:09:26.535Z",
+        "processedAt": "2026-03-14T15:09:26.535Z",
+        "isSimulated": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [*DECLINES.values(), (ABANDONED.decline_code, ABANDONED.message)],
+)
+def test_every_failed_event_the_simulator_can_cause_validates(code, message):
+    failed = a_payment().fail(code, message, NOW)
+    payload = validate(event_for(failed, "evt_2", NOW))
+    assert (payload["eventType"], payload["status"]) == ("payment-failed", "failed")
+    assert payload["failureReason"] == payload["errorCode"] == code
+    assert payload["attemptedAt"] == payload["processedAt"] == "2026-03-14T15:09:26.535Z"
+    assert set(PAYMENT_FIELDS) <= set(payload)
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [(Money(1500, "JPY"), "1500"), (Money(1230, "KWD"), "1.230"), (Money(1, "USD"), "0.01")],
+)
+def test_amounts_are_decimal_strings_with_the_currency_decimals(amount, text):
+    paid = a_payment(amount, reservation=None).succeed("txn_1", NOW, simulated=False)
+    payload = validate(event_for(paid, "evt_3", NOW))
+    assert (payload["amount"], payload["currency"]) == (text, amount.currency)
+    assert (payload["reservationId"], payload["isSimulated"]) == (None, False)
+
+
+def test_the_schema_refuses_what_the_contract_does_not_say():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    payload = to_payload(event_for(paid, "evt_4", NOW))
+    schema = schema_of(EventType.PAYMENT_SUCCEEDED)
+    for broken in (
+        {**payload, "amount": 25.0},
+        {**payload, "status": "failed"},
+        {**payload, "extra": 1},
+        {k: v for k, v in payload.items() if k != "eventId"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
+
+
+def test_the_request_id_is_a_header_not_part_of_the_payload():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    assert "req-9" not in encode(event_for(paid, "evt_5", NOW, request_id="req-9"))
