@@ -60,6 +60,14 @@ async def relay_state(service) -> dict:
     }
 
 
+async def until_pending(service, order_id: str) -> None:
+    """Until the order's payment is pending in Redis: its charge is then in flight (the
+    simulated gateway takes 300 ms). A fixed sleep sometimes killed before it had begun."""
+    await eventually(
+        lambda: statuses(service, order_id), lambda found: found == ["pending"], within=5
+    )
+
+
 async def pay_until_final(service, order, **overrides):
     """A client that retries 5xx, as the contract tells it to."""
     return await eventually(
@@ -72,7 +80,7 @@ async def test_shard_killed_mid_charge_then_retry_charges_once(faults, ray_local
     order = service.seed()
     request_id = f"req-{uuid.uuid4().hex}"
     in_flight = asyncio.ensure_future(service.pay(order, headers={"X-Request-ID": request_id}))
-    await asyncio.sleep(0.1)  # the charge is now inside the 300 ms simulated gateway
+    await until_pending(service, order["orderId"])
     ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
     first = await in_flight
     assert first.status_code == 503, first.text
@@ -106,7 +114,7 @@ async def test_gateway_killed_mid_charge_then_retry_charges_once(faults):
     service = faults.service
     order = service.seed()
     in_flight = asyncio.ensure_future(service.pay(order))
-    await asyncio.sleep(0.1)
+    await until_pending(service, order["orderId"])
     for index in range(faults.args.gateway_pool):
         ray.kill(faults.actor(f"gateway-{index}"), no_restart=False)
     assert (await in_flight).status_code == 503
@@ -120,11 +128,7 @@ async def test_payment_abandoned_by_a_killed_shard_is_settled_by_the_sweep(fault
     service = faults.service
     order = service.seed()
     in_flight = asyncio.ensure_future(service.pay(order))
-    # Kill once the payment is pending (the simulated charge takes 300 ms); a fixed
-    # sleep sometimes killed the shard before it had begun, leaving nothing to sweep.
-    await eventually(
-        lambda: statuses(service, order["orderId"]), lambda found: found == ["pending"], within=5
-    )
+    await until_pending(service, order["orderId"])
     ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
     assert (await in_flight).status_code == 503
     # No retry: the restarted shard's sweep settles it (sweep_after_s=3 in this app).
