@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 import ray
-from raystack import EventLog, consuming, eventually, json_lines_with
+from raystack import EventLog, after_a_later_event, consuming, eventually, json_lines_with
 
 pytestmark = pytest.mark.integration
 
@@ -105,9 +105,12 @@ async def test_shard_killed_mid_charge_then_retry_charges_once(faults, ray_local
     assert service.charges(order["orderId"]) == 1
     assert await statuses(service, order["orderId"]) == ["succeeded"]
     async with consuming(faults.broker.url, topics(service)) as log:
-        await log.wait_for(order["orderId"], 1)
-        await asyncio.sleep(0.5)
-        assert len(log.for_order(order["orderId"])) == 1
+        [event] = await log.wait_for(order["orderId"], 1)
+        delivered = await after_a_later_event(service, log)
+        assert log.for_order(order["orderId"]) == [event]
+        assert [e for e in delivered if e["key"] == order["orderId"]] == [
+            {"eventId": event["value"]["eventId"], "kind": "payment-succeeded", "key": event["key"]}
+        ]
 
 
 async def test_gateway_killed_mid_charge_then_retry_charges_once(faults):
