@@ -68,6 +68,10 @@ async def until_pending(service, order_id: str) -> None:
     )
 
 
+async def producer_status(faults) -> dict:
+    return await faults.actor("producer").status.remote()
+
+
 async def pay_until_final(service, order, **overrides):
     """A client that retries 5xx, as the contract tells it to."""
     return await eventually(
@@ -182,9 +186,23 @@ async def test_a_broker_back_without_its_topics_gets_no_event_until_they_exist(f
         lambda r: (r.json()["checks"]["broker"]["error"] or "").startswith("topics missing"),
     )
     assert ready.status_code == 503
-    await asyncio.sleep(2)  # the relay tries meanwhile (it backs off up to 5 s)
-    assert ready.json()["checks"]["outbox"]["depth"] >= 20
-    assert service.redis.xlen(f"{service.settings.key_prefix}:outbox") >= 20
+    # Until the relay has tried since the broker came back (it backs off up to 5 s) and was
+    # refused; then a fresh answer: every one of these events still waits, none went out.
+    await eventually(
+        lambda: producer_status(faults),
+        lambda status: (status["lastError"] or "").startswith("topics missing"),
+        within=15,
+    )
+    ready = await service.http.get("/readyz")
+    assert (ready.status_code, ready.json()["down"]) == (503, ["broker"]), ready.text
+    assert ready.json()["checks"]["broker"]["error"].startswith("topics missing")
+    prefix = service.settings.key_prefix
+    waiting = Counter(fields["key"] for _, fields in service.redis.xrange(f"{prefix}:outbox"))
+    assert ready.json()["checks"]["outbox"]["depth"] == waiting.total()
+    order_ids = [order["orderId"] for order in orders]
+    assert [waiting[order_id] for order_id in order_ids] == [1] * 20
+    sent = {fields["key"] for _, fields in service.redis.xrange(f"{prefix}:outbox:delivered")}
+    assert sent.isdisjoint(order_ids)
     faults.create_topics()
     ids = {r.json()["paymentId"] for r in responses}
     log = await events_after_restart(faults, ids)
