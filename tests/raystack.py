@@ -242,6 +242,28 @@ class EventLog:
         )
 
 
+async def after_a_later_event(service: Service, log: EventLog) -> list[dict[str, str]]:
+    """A barrier before asserting that an earlier order has no further event.
+
+    Pays a fresh order, then waits until the relay has logged its event as delivered and
+    ``log`` has it. The relay publishes the outbox in stream order, a batch only once the
+    broker acknowledged the one before, so an event queued before that one is by then
+    on the broker and in the delivery log. Returns the delivery log's entries
+    ({eventId, kind, key}), oldest first.
+    """
+    stream = f"{service.settings.key_prefix}:outbox:delivered"
+    last = service.redis.xrevrange(stream, count=1)
+    since = f"({last[0][0]}" if last else "-"  # only entries after this call's start
+    later = service.seed()
+    await eventually(lambda: service.pay(later), lambda r: r.status_code in (200, 201))
+    await eventually(
+        lambda: [fields["key"] for _, fields in service.redis.xrange(stream, min=since)],
+        lambda keys: later["orderId"] in keys,
+    )
+    await log.wait_for(later["orderId"], 1)
+    return [fields for _, fields in service.redis.xrange(stream)]
+
+
 @asynccontextmanager
 async def consuming(bootstrap: str, topics: list[str]) -> AsyncIterator[EventLog]:
     """Collect every message on ``topics`` from the beginning, while the block runs."""

@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 import ray
-from raystack import EventLog, consuming, eventually, json_lines_with
+from raystack import EventLog, after_a_later_event, consuming, eventually, json_lines_with
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +60,18 @@ async def relay_state(service) -> dict:
     }
 
 
+async def until_pending(service, order_id: str) -> None:
+    """Until the order's payment is pending in Redis: its charge is then in flight (the
+    simulated gateway takes 300 ms). A fixed sleep sometimes killed before it had begun."""
+    await eventually(
+        lambda: statuses(service, order_id), lambda found: found == ["pending"], within=5
+    )
+
+
+async def producer_status(faults) -> dict:
+    return await faults.actor("producer").status.remote()
+
+
 async def pay_until_final(service, order, **overrides):
     """A client that retries 5xx, as the contract tells it to."""
     return await eventually(
@@ -72,7 +84,7 @@ async def test_shard_killed_mid_charge_then_retry_charges_once(faults, ray_local
     order = service.seed()
     request_id = f"req-{uuid.uuid4().hex}"
     in_flight = asyncio.ensure_future(service.pay(order, headers={"X-Request-ID": request_id}))
-    await asyncio.sleep(0.1)  # the charge is now inside the 300 ms simulated gateway
+    await until_pending(service, order["orderId"])
     ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
     first = await in_flight
     assert first.status_code == 503, first.text
@@ -97,22 +109,25 @@ async def test_shard_killed_mid_charge_then_retry_charges_once(faults, ray_local
     assert service.charges(order["orderId"]) == 1
     assert await statuses(service, order["orderId"]) == ["succeeded"]
     async with consuming(faults.broker.url, topics(service)) as log:
-        await log.wait_for(order["orderId"], 1)
-        await asyncio.sleep(0.5)
-        assert len(log.for_order(order["orderId"])) == 1
+        [event] = await log.wait_for(order["orderId"], 1)
+        delivered = await after_a_later_event(service, log)
+        assert log.for_order(order["orderId"]) == [event]
+        assert [e for e in delivered if e["key"] == order["orderId"]] == [
+            {"eventId": event["value"]["eventId"], "kind": "payment-succeeded", "key": event["key"]}
+        ]
 
 
 async def test_gateway_killed_mid_charge_then_retry_charges_once(faults):
     service = faults.service
     order = service.seed()
     in_flight = asyncio.ensure_future(service.pay(order))
-    await asyncio.sleep(0.1)
+    await until_pending(service, order["orderId"])
     for index in range(faults.args.gateway_pool):
         ray.kill(faults.actor(f"gateway-{index}"), no_restart=False)
     assert (await in_flight).status_code == 503
     final = await pay_until_final(service, order)
     assert final.status_code in (200, 201), final.text
-    assert service.charges(order["orderId"]) <= 1
+    assert service.charges(order["orderId"]) == 1
     assert await statuses(service, order["orderId"]) == ["succeeded"]
 
 
@@ -120,11 +135,7 @@ async def test_payment_abandoned_by_a_killed_shard_is_settled_by_the_sweep(fault
     service = faults.service
     order = service.seed()
     in_flight = asyncio.ensure_future(service.pay(order))
-    # Kill once the payment is pending (the simulated charge takes 300 ms); a fixed
-    # sleep sometimes killed the shard before it had begun, leaving nothing to sweep.
-    await eventually(
-        lambda: statuses(service, order["orderId"]), lambda found: found == ["pending"], within=5
-    )
+    await until_pending(service, order["orderId"])
     ray.kill(faults.shard_of(order["orderId"]), no_restart=False)
     assert (await in_flight).status_code == 503
     # No retry: the restarted shard's sweep settles it (sweep_after_s=3 in this app).
@@ -175,9 +186,23 @@ async def test_a_broker_back_without_its_topics_gets_no_event_until_they_exist(f
         lambda r: (r.json()["checks"]["broker"]["error"] or "").startswith("topics missing"),
     )
     assert ready.status_code == 503
-    await asyncio.sleep(2)  # the relay tries meanwhile (it backs off up to 5 s)
-    assert ready.json()["checks"]["outbox"]["depth"] >= 20
-    assert service.redis.xlen(f"{service.settings.key_prefix}:outbox") >= 20
+    # Until the relay has tried since the broker came back (it backs off up to 5 s) and was
+    # refused; then a fresh answer: every one of these events still waits, none went out.
+    await eventually(
+        lambda: producer_status(faults),
+        lambda status: (status["lastError"] or "").startswith("topics missing"),
+        within=15,
+    )
+    ready = await service.http.get("/readyz")
+    assert (ready.status_code, ready.json()["down"]) == (503, ["broker"]), ready.text
+    assert ready.json()["checks"]["broker"]["error"].startswith("topics missing")
+    prefix = service.settings.key_prefix
+    waiting = Counter(fields["key"] for _, fields in service.redis.xrange(f"{prefix}:outbox"))
+    assert ready.json()["checks"]["outbox"]["depth"] == waiting.total()
+    order_ids = [order["orderId"] for order in orders]
+    assert [waiting[order_id] for order_id in order_ids] == [1] * 20
+    sent = {fields["key"] for _, fields in service.redis.xrange(f"{prefix}:outbox:delivered")}
+    assert sent.isdisjoint(order_ids)
     faults.create_topics()
     ids = {r.json()["paymentId"] for r in responses}
     log = await events_after_restart(faults, ids)

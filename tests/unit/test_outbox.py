@@ -119,8 +119,22 @@ class TestRelayOnce:
         assert sizes == [2, 2, 1, 0]
         assert sink.published_ids == [f"evt_{n}" for n in range(5)]
 
-    async def test_ensure_group_may_run_again(self, relay):
+    async def test_ensure_group_may_run_again_and_keeps_the_groups_place(self, redis, relay, sink):
+        await queue(redis, "evt_1")
+        sink.fail_next()
+        with pytest.raises(SinkUnavailable):
+            await relay.relay_once(block_ms=10)  # evt_1 is now read and pending
+        (group,) = await redis.xinfo_groups(OUTBOX)
+
         await relay.ensure_group()
+
+        assert await redis.xinfo_groups(OUTBOX) == [group]
+        assert (group["name"], group["pending"]) == (GROUP, 1)
+        await queue(redis, "evt_2")
+        # The pending entry is re-sent alone first, then the new one; each exactly once.
+        assert [await relay.relay_once(block_ms=10) for _ in range(3)] == [1, 1, 0]
+        assert sink.published_ids == ["evt_1", "evt_2"]
+        assert await delivered_ids(redis) == ["evt_1", "evt_2"]
 
     async def test_a_settled_payment_reaches_the_sink_with_its_event(
         self, redis, keys, relay, sink

@@ -49,9 +49,16 @@ def test_pick_port_answers_at_once_for_a_taken_port(listener: int) -> None:
     assert time.monotonic() - started < 1.0
 
 
-@pytest.mark.parametrize("preferred", [0, -1, 70000])
+@pytest.mark.parametrize("preferred", [0, -1, 65536, 70000])
 def test_pick_port_treats_impossible_ports_as_taken(preferred: int) -> None:
-    assert 0 < pick_port(preferred) < 65536
+    chosen = pick_port(preferred)
+    assert chosen != preferred
+    assert 0 < chosen < 65536
+    # Free right now: a listener of our own binds it (no SO_REUSEADDR, unlike port_is_free).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", chosen))
+        sock.listen()
+        assert sock.getsockname() == ("127.0.0.1", chosen)
 
 
 def test_port_is_free_sees_a_listener(listener: int) -> None:
