@@ -1,11 +1,12 @@
 """Ray and Serve for ``raypay up``: start or join Ray, deploy ``serve_config.yaml``, wait.
 
-The config file goes through the same steps as Serve's own deploy paths (``serve run
-config.yaml`` and the dashboard's ``PUT /api/serve/applications/``): validate it as a
-``ServeDeploySchema``, start Serve with its http/grpc/proxy options, then
-``deploy_apps``. Doing it in-process needs neither the dashboard nor its auth token
-(Ray 2.60 turns token auth on for a new local cluster). Only the HTTP port differs
-from the file: the one actually free is used.
+Public Ray APIs only. The config file is validated as a ``ServeDeploySchema``; Serve is
+started from this process with the file's cluster options (``serve.start``), then the
+file is applied through Serve's REST API on the dashboard, ``PUT
+/api/serve/applications/``: the path of ``serve deploy``, and the only public one that
+applies everything in the file (per-deployment overrides, per-app runtime_env and
+logging). Ray 2.60 turns token auth on for a new local cluster, so the request carries
+the cluster's token. Only the HTTP port differs from the file: the one actually free.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,7 +154,11 @@ def start_ray(
         )
     # The config also applies to this process: keep wait_ready's polls out of the terminal.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    url = getattr(context, "dashboard_url", None)
+    # Joining: the dashboard where the cluster says it is, unless told otherwise (Ray's
+    # own variable for its Serve and Jobs CLIs, for a cluster behind a port mapping).
+    url = (address and os.environ.get("RAY_DASHBOARD_ADDRESS")) or getattr(
+        context, "dashboard_url", None
+    )
     info = getattr(context, "address_info", None) or {}
     session_dir, metrics_port = info.get("session_dir"), info.get("metrics_export_port")
     return RayInfo(
@@ -161,23 +169,77 @@ def start_ray(
     )  # fmt: skip
 
 
-def deploy(config: Any) -> int:
-    """Start Serve with the config's options and apply it; returns Serve's HTTP port."""
-    from ray.serve._private.api import serve_start
+def deploy(config: Any, dashboard_url: str | None) -> int:
+    """Start Serve with the config's options and apply the config through the dashboard
+    at ``dashboard_url``; returns Serve's HTTP port."""
+    if not dashboard_url:
+        raise StackError(
+            "no Ray dashboard to deploy the Serve config through; "
+            "set RAY_DASHBOARD_ADDRESS to the cluster's dashboard"
+        )
+    start_serve(config)
+    headers, url = auth_headers(), dashboard_url.rstrip("/")
+    put_serve_config(url, config, headers)
+    # Serve that was already running (joined cluster) keeps its own port.
+    return serve_http_port(url, headers)
 
-    client = serve_start(
-        http_options=config.http_options.model_dump(),
+
+def start_serve(config: Any) -> None:
+    """``serve.start`` with the file's cluster options, from this process: Serve's
+    controller, so every replica and actor under it, then belongs to this job and logs
+    as its ``LoggingConfig`` says (JSON). Started by the dashboard, they would belong
+    to the dashboard's job. The REST call then finds Serve running with these options."""
+    from ray import serve
+
+    serve.start(
         proxy_location=config.proxy_location,
+        http_options=config.http_options.model_dump(),
         grpc_options=config.grpc_options.model_dump(),
-        global_logging_config=config.logging_config,
-        global_tracing_config=config.tracing_config,
+        logging_config=config.logging_config,
+        tracing_config=config.tracing_config,
         controller_options=config.controller_options,
     )
-    if config.logging_config:
-        client.update_global_logging_config(config.logging_config)
-    client.deploy_apps(config)
-    # Serve that was already running (joined cluster) keeps its own port.
-    return int(client.http_config.port)
+
+
+SERVE_API = "/api/serve/applications/"
+
+
+def put_serve_config(dashboard_url: str, config: Any, headers: dict[str, str]) -> None:
+    """Serve's declarative deploy (apps not in the config are removed), as ``serve
+    deploy`` sends it: the fields the file set."""
+    body = config.model_dump(mode="json", exclude_unset=True)
+    response = httpx.put(dashboard_url + SERVE_API, json=body, headers=headers, timeout=120)
+    if response.status_code != 200:
+        raise StackError(f"Serve refused {SERVE_API} ({response.status_code}): {response.text}")
+
+
+def serve_http_port(dashboard_url: str, headers: dict[str, str]) -> int:
+    """The HTTP port Serve runs with, from its instance details (``GET`` of the same API)."""
+    response = httpx.get(dashboard_url + SERVE_API, headers=headers, timeout=30)
+    response.raise_for_status()
+    return int(response.json()["http_options"]["port"])
+
+
+def auth_headers() -> dict[str, str]:
+    """The dashboard's ``Authorization`` header when the cluster uses token auth
+    (``RAY_AUTH_MODE=token``: ``ray.init`` sets it for a new local cluster). The token
+    comes from ``ray get-auth-token``, which looks where Ray does (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``); it is kept in memory only."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return {}
+    done = subprocess.run(
+        [ray_cli(), "get-auth-token"], capture_output=True, text=True, timeout=60, check=False
+    )
+    token = done.stdout.strip()
+    if done.returncode != 0 or not token:
+        raise StackError(f"`ray get-auth-token` found no token: {done.stderr.strip()[-500:]}")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ray_cli() -> str:
+    """Ray's CLI of this interpreter's environment (the venv's, even when not activated)."""
+    beside = Path(sys.executable).with_name("ray")
+    return str(beside) if beside.is_file() else shutil.which("ray") or "ray"
 
 
 def app_statuses(names: list[str]) -> dict[str, tuple[str, str]]:

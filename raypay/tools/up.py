@@ -210,7 +210,7 @@ def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str,
     app_names = [app.name for app in config.applications]
     _say(f"serve   deploying {config_path} (apps: {', '.join(app_names)})")
     cleanup.callback(launch.shutdown_serve, app_names, bool(ray_address))
-    http_port = launch.deploy(config)
+    http_port = launch.deploy(config, ray_info.dashboard_url)
     api = f"http://{local_host}:{http_port}" + (config.applications[0].route_prefix or "/")
     api = api.rstrip("/")
     launch.wait_ready(f"{api}/readyz", app_names, options.ready_timeout, report=_say)

@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import ray
 from raystack import ADMIN_KEY, assert_problem, eventually
 
 from raypay.domain.cards import luhn_ok
@@ -37,11 +36,10 @@ def stored_text(service) -> str:
     return "\n".join(parts)
 
 
-def ray_logs() -> bytes:
-    """Everything this session's Ray processes logged (not /tmp/ray/session_latest: another
-    Ray on the machine may own that)."""
-    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
-    return b"".join(p.read_bytes() for p in sorted(logs.rglob("*")) if p.is_file())
+def ray_logs(logs_dir: Path) -> bytes:
+    """Everything this session's Ray processes logged, from the session's own log folder
+    (``ray_local.logs_dir``; not /tmp/ray/session_latest: another Ray may own that)."""
+    return b"".join(p.read_bytes() for p in sorted(logs_dir.rglob("*")) if p.is_file())
 
 
 @pytest.mark.parametrize(
@@ -161,7 +159,7 @@ async def test_another_customers_order_is_404_and_leaves_no_record(service):
     assert service.charges(order["orderId"]) == 0
 
 
-async def test_a_card_number_as_payment_method_is_refused_and_kept_nowhere(service):
+async def test_a_card_number_as_payment_method_is_refused_and_kept_nowhere(service, ray_local):
     rng = random.Random()
     number = card_number(rng)
     spaced = " ".join(number[i : i + 4] for i in range(0, 16, 4))
@@ -190,7 +188,9 @@ async def test_a_card_number_as_payment_method_is_refused_and_kept_nowhere(servi
     stored = stored_text(service)
     assert number not in stored and spaced not in stored and number[-12:] not in stored
     # The requests above were logged (their request id shows up) but the number never was.
-    logs = await eventually(ray_logs, lambda text: marker.encode() in text, within=20)
+    logs = await eventually(
+        lambda: ray_logs(ray_local.logs_dir), lambda text: marker.encode() in text, within=20
+    )
     for form in (number, spaced, spaced.replace(" ", "-")):
         assert form.encode() not in logs
     assert ADMIN_KEY.encode() not in logs  # nor any API key
