@@ -251,7 +251,7 @@ async def after_a_later_event(service: Service, log: EventLog) -> list[dict[str,
     on the broker and in the delivery log. Returns the delivery log's entries
     ({eventId, kind, key}), oldest first.
     """
-    stream = f"{service.settings.key_prefix}:outbox:delivered"
+    stream = Keys(service.settings.key_prefix).delivered_log
     last = service.redis.xrevrange(stream, count=1)
     since = f"({last[0][0]}" if last else "-"  # only entries after this call's start
     later = service.seed()
