@@ -11,12 +11,14 @@ the cluster's token. Only the HTTP port differs from the file: the one actually 
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,14 +86,32 @@ def fast_ingress_env() -> dict[str, str]:
     the machine and bound with SO_REUSEPORT or handed out before they are bound: the
     fallback proxy (8500; HAProxy sends a request there while an app has no replica yet,
     so a second stack answered `readyz` with the first stack's app) and the windows of
-    the replicas' direct-ingress listeners (30000+ HTTP, 40000+ gRPC)."""
+    the replicas' direct-ingress listeners (30000+ HTTP, 40000+ gRPC).
+
+    And HAProxy's files in a folder of this stack's own: Serve keeps its config, admin
+    socket and server state under /tmp/haproxy-serve/<node id>, and two stacks on one
+    machine were seen with the same node id there, each rewriting the other's config."""
     return {
         **FAST_INGRESS_ENV,
+        **_haproxy_files(),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(pick_port(9101)),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(pick_port(8404)),
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
         **_port_window("HTTP"),
         **_port_window("GRPC"),
+    }
+
+
+def _haproxy_files() -> dict[str, str]:
+    """Serve's HAProxy file locations in a new temporary folder, removed at exit."""
+    folder = tempfile.mkdtemp(prefix="raypay-haproxy-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{folder}/haproxy.cfg",
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": f"{folder}/admin.sock",
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": f"{folder}/metrics.sock",
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": folder,
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": f"{folder}/server-state",
     }
 
 
