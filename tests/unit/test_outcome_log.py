@@ -87,7 +87,10 @@ def test_an_exception_is_written_with_its_traceback(tmp_path):
     assert line["orderId"] == "o-2" and "ValueError: boom" in line["exc_text"]
 
 
-def test_outside_ray_there_is_no_ray_log_folder():
+def test_outside_ray_there_is_no_ray_log_folder(monkeypatch):
+    # As in a process without Ray: in a full run, the integration layer's session Ray
+    # is still up in this process when the unit tests run.
+    monkeypatch.setattr("actors.logs.ray.is_initialized", lambda: False)
     assert logs_dir() is None
 
 
