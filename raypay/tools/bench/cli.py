@@ -35,6 +35,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         scenario=scenario, warmup=args.warmup, client=args.client, config=args.config,
         num_cpus=args.num_cpus, workers=args.workers, json_path=args.json,
         sides=tuple(args.only) if args.only else ("raypay", "peer"), keep_dir=args.keep,
+        kind=args.scenario, seconds=args.seconds,
     )  # fmt: skip
     try:
         return run(options)
@@ -53,6 +54,12 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     add_scenario_options(parser, payments=20_000, concurrency=200)
     parser.set_defaults(declines=0.10, duplicates=0.05)
+    parser.add_argument("--scenario", choices=["plain", "mixed"], default="plain",
+                        help="plain: wrk, each request a new order paid with pm_card_visa "
+                        "(--concurrency connections, --seconds long); mixed: the load tool "
+                        "with duplicates, declines and reservations")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="the plain scenario's measured window (20)")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=500, help="payments before measuring")
     parser.add_argument("--only", action="append", choices=["raypay", "peer"],
                         help="measure one side only (repeatable)")  # fmt: skip

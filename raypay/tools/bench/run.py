@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from raypay.tools.bench.cpu import CpuMeter, CpuShare
+from raypay.tools.bench.plain import PlainReport, run_plain
 from raypay.tools.bench.sides import PeerSide, RaypaySide, Side
 from raypay.tools.loadgen.plan import Scenario
 from raypay.tools.loadgen.progress import PlainProgress
@@ -46,6 +47,8 @@ class BenchOptions:
     settle_s: float = 3.0
     json_path: str | None = None
     keep_dir: bool = False
+    kind: str = "plain"  # plain: wrk, fresh orders, pm_card_visa; mixed: the load tool
+    seconds: float = 20.0  # the plain scenario's measured window
 
 
 @dataclass
@@ -62,6 +65,7 @@ class SideReport:
     samples: list[tuple[float, float]] = field(default_factory=list)  # (s, PSS MiB)
     rest_processes: dict[str, float] = field(default_factory=dict)  # "pid name": PSS MiB
     cpu: CpuShare | None = None
+    plain: PlainReport | None = None
 
 
 def _say(message: str) -> None:
@@ -116,7 +120,12 @@ def _run_side(side: Side, options: BenchOptions) -> SideReport:
         time.sleep(options.settle_s)
         report.rest_pss_mb, report.rest_rss_mb, report.processes = side.memory()
         report.rest_processes = side.breakdown()
-        asyncio.run(_measure(side, options, report))
+        if options.kind == "plain":
+            report.plain = run_plain(
+                side, side.data_dir, options.seconds, options.scenario.concurrency, say=_say
+            )
+        else:
+            asyncio.run(_measure(side, options, report))
     except Exception as exc:  # reported as a line; the other side still runs
         report.error = f"{type(exc).__name__}: {exc}"
         _say(f"{side.name}: FAILED: {report.error}")
@@ -128,6 +137,47 @@ def _run_side(side: Side, options: BenchOptions) -> SideReport:
 
 def _fmt(value: float, digits: int = 1) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def plain_figures(name: str, plain: PlainReport) -> list[tuple[str, str]]:
+    """A side's lines for the plain scenario: throughput, latency, CPU per payment per
+    role (ms), Redis's share and the ceiling it sets, CPU at rest (cores)."""
+    result = plain.result
+    assert result is not None
+    redis_ms = plain.cpu_ms_by_role.get("redis", math.nan)
+    lines = [
+        (f"{name}_throughput_rps", _fmt(result.rps)),
+        (f"{name}_p50_ms", _fmt(result.p50_ms)),
+        (f"{name}_p90_ms", _fmt(result.p90_ms)),
+        (f"{name}_p99_ms", _fmt(result.p99_ms)),
+        (f"{name}_max_ms", _fmt(result.max_ms)),
+        (f"{name}_errors", str(result.socket_errors + result.non_2xx)),
+        (f"{name}_cpu_ms_per_payment", _fmt(plain.cpu_ms_per_payment, 3)),
+    ]
+    lines += [
+        (f"{name}_cpu_ms_per_payment[{role}]", _fmt(ms, 3))
+        for role, ms in plain.cpu_ms_by_role.items()
+    ]
+    lines += [
+        (f"{name}_redis_cpu_ms_per_payment", _fmt(redis_ms, 3)),
+        (f"{name}_redis_bound_rps", _fmt(1000 / redis_ms if redis_ms else math.nan, 0)),
+        (f"{name}_cpu_cores_at_rest", _fmt(plain.rest_cores, 3)),
+        (f"{name}_invariants", "ok" if plain.ok else "FAILED"),
+    ]
+    return lines
+
+
+def plain_ratios(reports: dict[str, SideReport]) -> list[tuple[str, str]]:
+    ours, peer = (reports.get(n) for n in ("raypay", "peer"))
+    if not (ours and peer and ours.plain and peer.plain and ours.plain.result
+            and peer.plain.result):  # fmt: skip
+        return []
+    a, b = ours.plain, peer.plain
+    return [
+        ("ratio_throughput", _fmt(a.result.rps / b.result.rps if b.result.rps else math.nan, 3)),
+        ("ratio_p99", _fmt(a.result.p99_ms / b.result.p99_ms, 3)),
+        ("ratio_cpu_per_payment", _fmt(a.cpu_ms_per_payment / b.cpu_ms_per_payment, 2)),
+    ]
 
 
 def figures(reports: dict[str, SideReport]) -> list[tuple[str, str]]:
@@ -144,6 +194,9 @@ def figures(reports: dict[str, SideReport]) -> list[tuple[str, str]]:
             (f"{stack}_processes", str(report.processes)),
             (f"{stack}_memory_mb_under_load", _fmt(report.load_pss_mb, 0)),
         ]
+        if report.plain is not None and report.plain.result is not None:
+            lines += plain_figures(name, report.plain)
+            continue
         if result is None:
             lines.append((f"{name}_error", json.dumps(report.error)))
             continue
@@ -179,7 +232,11 @@ def figures(reports: dict[str, SideReport]) -> list[tuple[str, str]]:
                 for c, r in zip(cpus, (ours, peer), strict=True)
             ]
             lines.append(("ratio_cpu_per_payment", _fmt(per[0] / per[1], 2)))
-    ok = all(r.result is not None and r.result.ok for r in reports.values())
+    lines += plain_ratios(reports)
+    ok = all(
+        (r.plain.ok if r.plain is not None else r.result is not None and r.result.ok)
+        for r in reports.values()
+    )
     lines.append(("invariants", "ok" if ok else "FAILED"))
     return lines
 
@@ -214,6 +271,7 @@ def run(options: BenchOptions) -> int:
                 "error": report.error, "memorySamples": report.samples,
                 "processesAtRest": report.rest_processes,
                 "cpu": asdict(report.cpu) if report.cpu else None,
+                "plain": asdict(report.plain) if report.plain else None,
                 "result": report.result.as_dict(with_samples=False) if report.result else None,
             }  # fmt: skip
         with contextlib.suppress(OSError):
