@@ -11,8 +11,8 @@ import uuid
 from typing import Annotated, Any
 
 import redis as redis_sync
-from fastapi import FastAPI, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.exceptions import RayError
@@ -21,13 +21,16 @@ from actors.batching import BatchedMethod
 from actors.metrics import IngressMetrics
 from actors.topology import Topology, ensure_actors
 from deployments import problems
+from deployments.lean_route import LeanPaymentRoute
 from deployments.models import (
     ID_PATTERN,
     AdminOrdersBody,
+    IdempotencyKey,
     OrderPaymentsOut,
     PaymentBody,
     PaymentOut,
     Problem,
+    RequestId,
     SeededOrders,
     payment_body,
 )
@@ -60,25 +63,13 @@ CustomerFilter = Annotated[
     str | None,
     Query(alias="customerId", pattern=ID_PATTERN, description="Only this customer's"),
 ]
-# Serve takes the client's X-Request-ID (or makes one), returns it and logs it; the
-# payment carries it through the shard, the gateway call and into the event's headers.
-RequestId = Annotated[
-    str | None,
-    Header(
-        alias="X-Request-ID",
-        min_length=1,
-        max_length=128,
-        pattern=r"^[\x21-\x7e]+$",
-        description="Your id for this request (visible ASCII); one is made if absent",
-    ),
-]
-
 api = FastAPI(
     title="raypay",
     version="1",
     summary="Payments for ticketing checkouts, on Ray Serve, Redis and Kafka.",
 )
 problems.install(api)
+api.add_middleware(LeanPaymentRoute)  # POST /v1/payments (deployments/lean_route.py)
 api.add_middleware(Admission)  # 413, 401, 415 before any route (deployments/security.py)
 
 
@@ -137,6 +128,7 @@ class PaymentIngress:
         keyring = bootstrap.keyring(settings, self.redis)
         api.state.admission = AdmissionConfig(keyring, settings.max_body_bytes)
         api.state.recorder = self.recorder  # refusals before the route (problems.refusal)
+        api.state.lean_payments = self if settings.lean_payment_route else None
 
     async def _await_actor(self, ref: Any) -> Any:
         try:
@@ -156,12 +148,18 @@ class PaymentIngress:
         self,
         body: PaymentBody,
         principal: Checkout,
-        idempotency_key: Annotated[
-            str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-        ] = None,
+        idempotency_key: IdempotencyKey = None,
         request_id: RequestId = None,
-    ) -> JSONResponse:
+    ) -> Response:
         """Pay an order. Safe to retry: an order is charged at most once."""
+        # Served by deployments/lean_route.py unless lean_payment_route is off; both
+        # validate the same way and end here.
+        return await self.pay_http(body, principal, idempotency_key, request_id)
+
+    async def pay_http(
+        self, body: PaymentBody, principal: Principal, key: str | None, request_id: str | None
+    ) -> Response:
+        """Pay a validated request and make its HTTP answer; records the outcome."""
         started = time.perf_counter()
         headers: dict[str, str] = {}
         if request_id is None:  # Serve always sets one; without Serve, make one and say so
@@ -169,7 +167,7 @@ class PaymentIngress:
         request = body.to_domain(request_id)
         shard = shard_for(request.order_id, len(self._pay))
         try:
-            outcome = await self._pay_order(request, principal, idempotency_key, shard)
+            outcome = await self._pay_order(request, principal, key, shard)
         except RaypayError as exc:
             self.recorder.record(request, exc, time.perf_counter() - started, shard)
             return problems.error_response(exc, headers)

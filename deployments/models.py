@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -21,6 +22,22 @@ TOKEN_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 # A decimal written out: no exponent, no spaces, no "_" separators, no "+".
 _DECIMAL_TEXT = re.compile(r"-?[0-9]{1,24}(\.[0-9]{1,24})?")
 RAW_CARD_NUMBER = "raw_card_number"
+VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+
+# The payment route's headers (the FastAPI route and deployments/lean_route.py).
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255, pattern=VISIBLE_ASCII)]
+# Serve takes the client's X-Request-ID (or makes one), returns it and logs it; the
+# payment carries it through the shard, the gateway call and into the event's headers.
+RequestId = Annotated[
+    str | None,
+    Header(
+        alias="X-Request-ID",
+        min_length=1,
+        max_length=128,
+        pattern=VISIBLE_ASCII,
+        description="Your id for this request (visible ASCII); one is made if absent",
+    ),
+]
 
 
 class PaymentBody(BaseModel):

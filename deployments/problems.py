@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -24,6 +25,16 @@ from raypay.domain.outcomes import Outcome
 
 log = logging.getLogger("raypay.ingress")
 PROBLEM_JSON = "application/problem+json"
+
+
+class JSONBody(JSONResponse):
+    """JSON rendered by orjson: the same compact UTF-8 as Starlette's, a fraction of the
+    CPU (every payment answer is one)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 PAYMENTS_PATH = "/v1/payments"
 
 
@@ -48,7 +59,7 @@ def problem_body(error: RaypayError) -> dict[str, Any]:
 
 
 def problem_response(body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
+    return JSONBody(body, status_code=body["status"], media_type=PROBLEM_JSON, headers=headers)
 
 
 def error_response(error: RaypayError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -64,7 +75,7 @@ def outcome_response(outcome: Outcome, headers: dict[str, str]) -> JSONResponse:
         return error_response(outcome.error, headers)
     assert outcome.payment is not None
     status = 200 if outcome.replayed else 201
-    return JSONResponse(payment_body(outcome.payment), status, headers or None)
+    return JSONBody(payment_body(outcome.payment), status, headers or None)
 
 
 def route_path(scope: dict[str, Any]) -> str:
@@ -92,14 +103,11 @@ async def on_raypay_error(request: Request, error: Exception) -> JSONResponse:
     return refusal(request.scope, problem_body(error), error.headers() or None)
 
 
-async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RequestValidationError)
-    errors = error.errors()
+def validation_problem(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The problem for pydantic's errors of a request (``loc`` as FastAPI gives it):
+    400 invalid_json, 422 raw_card_number, or 422 validation_error with the fields."""
     if any(e.get("type") == "json_invalid" for e in errors):
-        return refusal(
-            request.scope,
-            problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object"),
-        )
+        return problem(400, "invalid_json", "Request body is not valid JSON", "Send a JSON object")
     # Never the input (pydantic's "input" and "ctx"), and no card number even in a name.
     fields = [
         {
@@ -113,11 +121,13 @@ async def on_validation_error(request: Request, error: Exception) -> JSONRespons
     ]
     detail = "; ".join(f"{f['field'] or 'body'}: {f['message']}" for f in fields)
     if any(f["type"] == RawCardNumber.code for f in fields):
-        return refusal(request.scope, problem_body(RawCardNumber(detail, {"errors": fields})))
-    return refusal(
-        request.scope,
-        problem(422, "validation_error", "Request body is invalid", detail, errors=fields),
-    )
+        return problem_body(RawCardNumber(detail, {"errors": fields}))
+    return problem(422, "validation_error", "Request body is invalid", detail, errors=fields)
+
+
+async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return refusal(request.scope, validation_problem(list(error.errors())))
 
 
 async def on_http_error(request: Request, error: Exception) -> JSONResponse:

@@ -118,6 +118,15 @@ class AdmissionConfig:
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rpk_…`")
 
 
+def check_role(found: Principal | None, role: Role) -> Principal:
+    """The caller's Principal, which must hold ``role``: 401 without one, 403 if not."""
+    if found is None:  # Admission lets no anonymous call through; never assume it
+        raise Unauthorized("send Authorization: Bearer <API key>")
+    if not found.may(role):
+        raise Forbidden(f"a {found.role} key may not do this; it needs the {role} role")
+    return found
+
+
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's Principal, which must hold ``role`` (403 otherwise)."""
 
@@ -125,12 +134,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     ) -> Principal:
-        found = request.scope.get(PRINCIPAL)
-        if found is None:  # Admission lets no anonymous call through; never assume it
-            raise Unauthorized("send Authorization: Bearer <API key>")
-        if not found.may(role):
-            raise Forbidden(f"a {found.role} key may not do this; it needs the {role} role")
-        return found
+        return check_role(request.scope.get(PRINCIPAL), role)
 
     return principal
 

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = 24 * 3600
     # `raypay up`: Serve's HAProxy ingress + throughput-optimized mode (see launch.py).
     fast_ingress: bool = True
+    # POST /v1/payments answered by deployments/lean_route.py, not FastAPI's routing
+    # (same validation and answers, less CPU); off: the FastAPI route serves it.
+    lean_payment_route: bool = True
 
     # --- trust: API keys, rate limits, amount cap (README: "Keys, roles and limits") ---
     # Keys configured by hash, "sha256hex:role,..." (role checkout or admin); keys can
