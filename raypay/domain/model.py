@@ -17,6 +17,7 @@ from raypay.domain.errors import (
     ReservationNotFound,
 )
 from raypay.domain.money import Money
+from raypay.domain.pickling import by_fields
 
 
 class OrderStatus(StrEnum):
@@ -41,6 +42,7 @@ class PaymentStatus(StrEnum):
     FAILED = "failed"
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Order:
     order_id: str
@@ -49,6 +51,7 @@ class Order:
     status: str
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Reservation:
     reservation_id: str
@@ -58,6 +61,7 @@ class Reservation:
     expires_at: datetime
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class PaymentRequest:
     """A validated request to pay one order."""
@@ -73,6 +77,7 @@ class PaymentRequest:
     request_id: str | None = field(default=None, compare=False)
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Payment:
     payment_id: str

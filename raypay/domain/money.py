@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow, Underflow
 
+from raypay.domain.pickling import by_fields
+
 # ISO 4217 active codes with their minor-unit exponent. Codes not listed are rejected.
 _EXPONENTS: dict[str, int] = {
     **dict.fromkeys(
@@ -51,6 +53,7 @@ def is_currency(code: str) -> bool:
     return code in _EXPONENTS
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in integer minor units of one currency."""

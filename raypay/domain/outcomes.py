@@ -19,8 +19,10 @@ from raypay.domain.errors import (
     problem_code,
 )
 from raypay.domain.model import Payment
+from raypay.domain.pickling import by_fields
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """The succeeded payment, or a final refusal (``error``; a decline's failed payment

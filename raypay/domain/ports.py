@@ -9,6 +9,7 @@ from typing import Protocol
 from raypay.domain.events import PaymentEvent
 from raypay.domain.model import Order, Payment, Reservation
 from raypay.domain.money import Money
+from raypay.domain.pickling import by_fields
 
 
 class OrderStore(Protocol):
@@ -53,6 +54,7 @@ class PaymentStore(Protocol):
     async def list_for_order(self, order_id: str) -> list[Payment]: ...
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class ChargeRequest:
     idempotency_key: str
@@ -62,6 +64,7 @@ class ChargeRequest:
     request_id: str | None = None  # the client's request id, for the gateway's logs
 
 
+@by_fields
 @dataclass(frozen=True, slots=True)
 class ChargeResult:
     approved: bool
