@@ -1,63 +1,120 @@
-"""The benchmark's peer: raypay's payment workflow written the way most teams would
-write it without Ray. One FastAPI app under uvicorn, one worker process per core;
-``redis.asyncio``, the gateway simulator in-process, the outbox relayed to Kafka by a
-background task of one worker.
+"""The benchmark's peer: the same payment workflow and guarantees as raypay, written the
+way a lean team would write it without Ray, and without any of raypay's modules.
 
-It runs raypay's own domain and adapters, built through ``raypay.bootstrap`` (``pay_once``
-over ``pay``, the Redis stores, ``GatewaySimulator`` with its Redis ledger, the outbox
-relay and Kafka sink, the Keyring and the rate limiter; the amount cap), so both sides do
-the same Redis steps and the same simulator logic; only the plumbing differs: no actor
-hops, a per-order lock only within a worker (the atomic ``begin`` guard keeps two
-workers from paying an order twice). Its HTTP edge is its own, small, as a lean team
-would write it (it imports nothing of ``deployments``): API key and role, JSON body
-and size limit, problem+json answers. Keys come from ``RAYPAY_API_KEYS`` (the benchmark
-sets one).
+One FastAPI app under uvicorn, a worker per core, ``redis.asyncio`` and three Lua
+scripts: ``begin`` (the order paid already? the order exists, is the customer's, has
+this amount; a per-customer token bucket; a pending-payment guard), the simulator's
+ledger (SET NX per paymentId: a charge happens once per key, durably, as its own round
+trip) and ``settle`` (the outcome and its event in one step, into an outbox stream).
+The worker that takes the relay lock relays the outbox to Kafka with aiokafka,
+acknowledging only what the broker acknowledged. Bearer API keys are checked by SHA-256
+(from ``RAYPAY_API_KEYS`` and Redis, cached 1 s); every payment writes one JSON log line
+and Prometheus samples. It keeps raypay's Redis layout and event fields, so ``raypay
+load``'s invariants read both the same way.
 
     RAYPAY_REDIS_URL=... RAYPAY_KAFKA_BOOTSTRAP_SERVERS=... RAYPAY_KEY_PREFIX=peer \\
-    RAYPAY_PEER_RELAY_LOCK=/tmp/peer.lock uvicorn raypay.tools.bench.peer:app --workers 2
-
-The relay runs in the worker that takes the ``RAYPAY_PEER_RELAY_LOCK`` file lock: the
-outbox's consumer group has one consumer (``relay-1``), so one order's events stay in order.
+    RAYPAY_API_KEYS=<sha256>:checkout RAYPAY_PEER_RELAY_LOCK=/tmp/peer.lock \\
+    uvicorn raypay.tools.bench.peer:app --workers 2
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at run time.
 import asyncio
 import contextlib
 import fcntl
+import hashlib
+import json
+import logging
 import os
+import random
+import time
+import uuid
 import weakref
 from collections.abc import AsyncIterator
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from redis.exceptions import RedisError
 
-from raypay import bootstrap
-from raypay.adapters.gateway_sim import GatewaySimulator, SimulatorConfig
-from raypay.domain.auth import Principal, Role, bearer_token
-from raypay.domain.errors import (
-    Forbidden,
-    GatewayUnavailable,
-    InvalidRequest,
-    PayloadTooLarge,
-    PaymentDeclined,
-    RaypayError,
-    Unauthorized,
-    UnsupportedMediaType,
-    problem_code,
-)
-from raypay.domain.idempotency import pay_once
-from raypay.domain.model import Payment, PaymentRequest, check_amount_cap, iso
-from raypay.domain.money import Money, MoneyError
-from raypay.domain.ports import ChargeRequest, ChargeResult
-from raypay.settings import Settings
-
-RELAY_LOCK_ENV = "RAYPAY_PEER_RELAY_LOCK"
+ENV = os.environ.get
+P = ENV("RAYPAY_KEY_PREFIX", "peer")
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+EXPONENTS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KWD": 3}
+DECLINED_ONCE = "pm_card_chargeDeclinedOnce"
+PAYMENTS = Counter("peer_payments_total", "payments by outcome", ["outcome"])
+LATENCY = Histogram("peer_payment_latency_seconds", "payment latency")
+log = logging.getLogger("peer.payments")
+
+
+class ORJSONResponse(Response):
+    """JSON by orjson (FastAPI's own class of that name is deprecated)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+BEGIN = """
+local paid = redis.call('GET', KEYS[1])
+if paid then return {'paid', paid} end
+local o = redis.call('HMGET', KEYS[2], 'customerId', 'amountMinor', 'currency', 'status')
+if not o[1] or o[1] ~= ARGV[2] then return {'order_not_found', ''} end
+if o[2] ~= ARGV[3] or o[3] ~= ARGV[4] then return {'amount_mismatch', ''} end
+if o[4] ~= 'pending_payment' then return {'order_not_payable', ''} end
+if ARGV[5] ~= '' then
+  local r = redis.call('HMGET', KEYS[7], 'orderId', 'customerId', 'status', 'expiresAt')
+  if r[1] ~= ARGV[6] or r[2] ~= ARGV[2] then return {'reservation_not_found', ''} end
+  if r[3] ~= 'active' or r[4] <= ARGV[7] then return {'reservation_inactive', ''} end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local b = redis.call('HMGET', KEYS[6], 'tokens', 'at')
+local level = (tonumber(b[1]) or 100) + math.max(0, now - (tonumber(b[2]) or now)) * 0.02
+level = math.min(100, level)
+if level < 1 then return {'rate_limited', ''} end
+redis.call('HSET', KEYS[6], 'tokens', tostring(level - 1), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[6], 6000)
+if redis.call('GET', KEYS[3]) then return {'busy', ''} end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', 30000)  -- a crashed attempt frees the order
+redis.call('HSET', KEYS[4], unpack(ARGV, 8))
+redis.call('RPUSH', KEYS[5], ARGV[1])
+return {'created', ARGV[1]}
+"""
+CHARGE = """
+local earlier = redis.call('GET', KEYS[1])
+if earlier then return earlier end
+local result = ARGV[2]
+if ARGV[3] == '1' and tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') == 0 then
+  result = ARGV[4]
+end
+redis.call('SET', KEYS[1], result)
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('INCR', KEYS[3])
+return result
+"""
+SETTLE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 7))
+redis.call('DEL', KEYS[2])
+if ARGV[1] == 'succeeded' then redis.call('SET', KEYS[3], ARGV[6]) end
+redis.call('XADD', KEYS[4], '*', 'eventId', ARGV[3], 'kind', ARGV[4], 'key', ARGV[2],
+           'value', ARGV[5])
+return 1
+"""
+STATUS = {
+    "order_not_found": 404, "reservation_not_found": 404, "amount_mismatch": 422,
+    "order_not_payable": 409, "reservation_inactive": 409, "rate_limited": 429, "busy": 503,
+    "unavailable": 503, "unauthorized": 401, "validation_error": 422,
+}  # fmt: skip
 
 
 class Body(BaseModel):
@@ -70,72 +127,179 @@ class Body(BaseModel):
     payment_method: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
     reservation_id: str | None = Field(None, pattern=ID)
 
-    def to_domain(self) -> PaymentRequest:
+    def minor(self) -> int | None:
+        """The amount in minor units, None if it is not valid money in its currency."""
+        exponent = EXPONENTS.get(self.currency)
         try:
-            money = Money.parse(self.amount, self.currency)
-        except MoneyError as exc:
-            raise InvalidRequest(str(exc)) from None
-        return PaymentRequest(
-            self.order_id, self.customer_id, money, self.payment_method, self.reservation_id
-        )
+            scaled = self.amount.scaleb(exponent) if exponent is not None else None
+        except InvalidOperation:
+            return None
+        if scaled is None or scaled <= 0 or scaled != scaled.to_integral_value():
+            return None
+        return int(scaled)
 
 
-def payment_json(payment: Payment) -> dict[str, Any]:
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def problem(code: str, detail: str = "", **extra: Any) -> ORJSONResponse:
+    status = STATUS.get(code, 402)
+    body = {
+        "type": f"urn:raypay:problem:{code}", "title": code, "status": status,
+        "detail": detail or code, "code": code, **extra,
+    }  # fmt: skip
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return ORJSONResponse(body, status, headers, media_type="application/problem+json")
+
+
+def api_payment(fields: dict[str, str]) -> dict[str, Any]:
+    exponent = EXPONENTS[fields["currency"]]
+    amount = Decimal(int(fields["amountMinor"])).scaleb(-exponent)
     return {
-        "paymentId": payment.payment_id,
-        "orderId": payment.order_id,
-        "customerId": payment.customer_id,
-        "reservationId": payment.reservation_id,
-        "amount": str(payment.amount),
-        "currency": payment.amount.currency,
-        "paymentMethod": payment.payment_method,
-        "status": payment.status.value,
-        "transactionId": payment.transaction_id,
-        "errorCode": payment.error_code,
-        "errorMessage": payment.error_message,
-        "createdAt": iso(payment.created_at),
-        "processedAt": iso(payment.processed_at) if payment.processed_at else None,
-        "isSimulated": payment.is_simulated,
-    }
+        "paymentId": fields["paymentId"], "orderId": fields["orderId"],
+        "customerId": fields["customerId"], "reservationId": fields["reservationId"] or None,
+        "amount": f"{amount:.{exponent}f}", "currency": fields["currency"],
+        "paymentMethod": fields["paymentMethod"], "status": fields["status"],
+        "transactionId": fields["transactionId"] or None,
+        "errorCode": fields["errorCode"] or None, "errorMessage": fields["errorMessage"] or None,
+        "createdAt": fields["createdAt"], "processedAt": fields["processedAt"] or None,
+        "isSimulated": True,
+    }  # fmt: skip
 
 
-def problem(error: RaypayError, headers: dict[str, str] | None = None) -> JSONResponse:
-    code = problem_code(error)
-    body = {"type": f"urn:raypay:problem:{code}", "title": error.title, "status": error.status,
-            "detail": error.detail, "code": code, **error.extra}  # fmt: skip
-    if isinstance(error, PaymentDeclined) and error.payment is not None:
-        body["payment"] = payment_json(error.payment)
-    return JSONResponse(
-        body, error.status, {**error.headers(), **(headers or {})} or None,
-        "application/problem+json",
-    )  # fmt: skip
+def flat(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]
 
 
-class TimedGateway:
-    """The simulator, bounded like the actor pool's calls: too slow is GatewayUnavailable."""
+class Peer:
+    def __init__(self) -> None:
+        self.url = ENV("RAYPAY_REDIS_URL", "redis://127.0.0.1:6380/0")
+        # One Redis connection per request in flight: redis-py's pool refuses more than its
+        # max_connections at once (a 503), and 200 buyers need up to 200 per worker.
+        self.redis = aioredis.from_url(
+            self.url, decode_responses=True, socket_timeout=1.0, max_connections=1024
+        )
+        self.begin = self.redis.register_script(BEGIN)
+        self.charge = self.redis.register_script(CHARGE)
+        self.settle = self.redis.register_script(SETTLE)
+        keys = (item.split(":") for item in ENV("RAYPAY_API_KEYS", "").split(",") if item)
+        self.keys = {digest: role for digest, role in keys}
+        self.cache: dict[str, tuple[float, bool]] = {}
+        self.locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.latency_ms = float(ENV("RAYPAY_PEER_LATENCY_MS", "0"))
+        self.jitter_ms = float(ENV("RAYPAY_PEER_JITTER_MS", "0"))
 
-    def __init__(self, simulator: GatewaySimulator, timeout_s: float) -> None:
-        self.simulator, self.timeout_s = simulator, timeout_s
+    async def allowed(self, authorization: str | None) -> bool:
+        """A checkout or admin key: configured, or in Redis (what Redis says, cached 1 s)."""
+        bearer = authorization and authorization[:7].lower() == "bearer "
+        digest = hashlib.sha256((authorization[7:].strip() if bearer else "").encode()).hexdigest()
+        if self.keys.get(digest) in ("checkout", "admin"):
+            return True
+        expires, ok = self.cache.get(digest, (0.0, False))
+        if expires < time.monotonic():
+            ok = await self.redis.hget(f"{P}:apikey:{digest}", "role") in ("checkout", "admin")
+            self.cache[digest] = (time.monotonic() + 1.0, ok)
+        return ok
 
-    async def _bounded(self, call: Any) -> ChargeResult:
-        try:
-            return await asyncio.wait_for(call, self.timeout_s)
-        except TimeoutError as exc:
-            raise GatewayUnavailable(f"gateway did not answer within {self.timeout_s}s") from exc
+    async def pay(self, body: Body, minor: int) -> ORJSONResponse:
+        """One order at a time in this worker (a duplicate waits, then gets the payment);
+        across workers, begin's pending guard answers the later one 503, to retry."""
+        lock = self.locks.get(body.order_id)
+        if lock is None:
+            lock = self.locks[body.order_id] = asyncio.Lock()
+        async with lock:
+            return await self._pay(body, minor)
 
-    async def charge(self, request: ChargeRequest) -> ChargeResult:
-        return await self._bounded(self.simulator.charge(request))
+    async def _pay(self, body: Body, minor: int) -> ORJSONResponse:
+        o, pid, created = body.order_id, f"pay_{uuid.uuid4().hex}", now_iso()
+        record = {
+            "paymentId": pid, "orderId": o, "customerId": body.customer_id,
+            "reservationId": body.reservation_id or "", "amountMinor": str(minor),
+            "currency": body.currency, "paymentMethod": body.payment_method, "status": "pending",
+            "transactionId": "", "errorCode": "", "errorMessage": "", "createdAt": created,
+            "processedAt": "", "isSimulated": "1",
+        }  # fmt: skip
+        keys = [
+            f"{P}:order:{o}:succeeded", f"{P}:order:{o}", f"{P}:order:{o}:pending",
+            f"{P}:payment:{pid}", f"{P}:order:{o}:payments",
+            f"{P}:rl:customer:{body.customer_id}", f"{P}:reservation:{body.reservation_id}",
+        ]  # fmt: skip
+        args = [pid, body.customer_id, str(minor), body.currency, body.reservation_id or "",
+                o, created, *flat(record)]  # fmt: skip
+        outcome, found = await self.begin(keys=keys, args=args)
+        if outcome == "paid":
+            paid = api_payment(await self.redis.hgetall(f"{P}:payment:{found}"))
+            return ORJSONResponse(paid, 200, {"Idempotent-Replayed": "true"})
+        if outcome != "created":
+            return problem(outcome)
+        if self.latency_ms or self.jitter_ms:
+            await asyncio.sleep((self.latency_ms + random.random() * self.jitter_ms) / 1000)
+        result = await self._charge(pid, o, body.payment_method)
+        approved = result["approved"]
+        record |= {
+            "status": "succeeded" if approved else "failed", "processedAt": now_iso(),
+            "transactionId": result.get("transactionId", ""), "errorCode": result.get("code", ""),
+            "errorMessage": "" if approved else "Your card was declined.",
+        }  # fmt: skip
+        payment = api_payment(record)
+        kind = f"payment-{record['status']}"
+        event = {"eventType": kind, "eventId": f"evt_{uuid.uuid4().hex}", "occurredAt": now_iso(),
+                 "schemaVersion": 1, **payment}  # fmt: skip
+        if not approved:
+            event |= {"failureReason": "card_declined", "attemptedAt": record["processedAt"]}
+        keys = [f"{P}:payment:{pid}", f"{P}:order:{o}:pending", f"{P}:order:{o}:succeeded",
+                f"{P}:outbox"]  # fmt: skip
+        args = [record["status"], o, event["eventId"], kind, json.dumps(event), pid, *flat(record)]
+        await self.settle(keys=keys, args=args)
+        if not approved:
+            return problem("card_declined", "Your card was declined.", payment=payment)
+        return ORJSONResponse(payment, 201)
 
-    async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
-        return await self._bounded(self.simulator.resolve_charge(idempotency_key))
+    async def _charge(self, payment_id: str, order_id: str, method: str) -> dict[str, Any]:
+        """The simulator: one result per paymentId, kept in Redis (SET NX)."""
+        approved = json.dumps({"approved": True, "transactionId": f"txn_{uuid.uuid4().hex}"})
+        declined = json.dumps({"approved": False, "code": "card_declined"})
+        keys = [f"{P}:gw:charge:{payment_id}", f"{P}:gw:charges", f"{P}:gw:charges:total"]
+        once = "1" if method == DECLINED_ONCE else "0"
+        return json.loads(await self.charge(keys=keys, args=[order_id, approved, once, declined]))
 
 
-def _take_relay_lock() -> Any:
-    """The open lock file if this worker is the relay's, else None."""
-    path = os.environ.get(RELAY_LOCK_ENV)
+async def relay(redis: aioredis.Redis, stop: asyncio.Event) -> None:
+    """Outbox -> Kafka, at least once: acknowledged in Redis after the broker acknowledged."""
+    topics = {"payment-succeeded": ENV("RAYPAY_TOPIC_SUCCEEDED", "payment-succeeded"),
+              "payment-failed": ENV("RAYPAY_TOPIC_FAILED", "payment-failed")}  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=ENV("RAYPAY_KAFKA_BOOTSTRAP_SERVERS"),
+                                acks="all", linger_ms=2)  # fmt: skip
+    await producer.start()
+    with contextlib.suppress(RedisError):
+        await redis.xgroup_create(f"{P}:outbox", "relay", id="0", mkstream=True)
+    try:
+        while not stop.is_set():
+            stream = {f"{P}:outbox": ">"}
+            reply = await redis.xreadgroup("relay", "relay-1", stream, count=500, block=200)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                continue
+            sent = [
+                await producer.send(topics[f["kind"]], f["value"].encode(), key=f["key"].encode())
+                for _, f in entries
+            ]
+            await asyncio.gather(*sent)
+            ids = [entry_id for entry_id, _ in entries]
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.xack(f"{P}:outbox", "relay", *ids).xdel(f"{P}:outbox", *ids)
+                await pipe.execute()
+    finally:
+        await producer.stop()
+
+
+def relay_lock() -> Any:
+    """The open lock file if this worker is the relay's (``RAYPAY_PEER_RELAY_LOCK``)."""
+    path = ENV("RAYPAY_PEER_RELAY_LOCK")
     if not path:
         return None
-    handle = open(path, "a")  # noqa: SIM115 - held for the worker's lifetime
+    handle = open(path, "a")  # noqa: SIM115 - held for the worker's life
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -146,112 +310,59 @@ def _take_relay_lock() -> Any:
 
 @contextlib.asynccontextmanager
 async def lifespan(api: FastAPI) -> AsyncIterator[None]:
-    settings = Settings()
-    redis = bootstrap.redis_client(settings, pipelined=False)
-    stores = bootstrap.stores(settings, redis)
-    # The simulator as serve_config.yaml configures it for the benchmark: latency 0.
-    simulator = bootstrap.simulator(settings, redis, SimulatorConfig())
-    state = api.state
-    state.settings, state.redis, state.idempotency = settings, redis, stores.idempotency
-    state.keyring = bootstrap.keyring(settings, redis)
-    state.limiter = bootstrap.rate_limiter(settings, redis)
-    state.payments = stores.payments
-    gateway = TimedGateway(simulator, settings.gateway_timeout_s)
-    state.deps = bootstrap.workflow_deps(stores, gateway)
-    state.locks = weakref.WeakValueDictionary()
-    stop, relay_task, lock = asyncio.Event(), None, _take_relay_lock()
-    if lock is not None:
-        relay_redis = bootstrap.redis_client(
-            settings, pipelined=False, timeout_s=max(settings.redis_timeout_s, 2.0)
-        )
-        relay = bootstrap.relay(settings, relay_redis)
-        relay_task = asyncio.get_running_loop().create_task(relay.run(stop))
+    api.state.peer = peer = Peer()
+    handler = logging.FileHandler(ENV("RAYPAY_PEER_LOG", os.devnull))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    stop, task, lock = asyncio.Event(), None, relay_lock()
+    if lock is not None:  # this worker relays the outbox: one consumer keeps it in order
+        relay_redis = aioredis.from_url(peer.url, decode_responses=True)
+        task = asyncio.get_running_loop().create_task(relay(relay_redis, stop))
     try:
         yield
     finally:
         stop.set()
-        if relay_task is not None:
-            await relay_task
-            await relay.sink.stop()
-            await relay_redis.aclose()
+        if task is not None:
+            await task
+        if lock is not None:
             lock.close()
-        await redis.aclose()
+        await peer.redis.aclose()
 
 
-app = FastAPI(title="raypay peer (FastAPI + uvicorn, no Ray)", lifespan=lifespan)
-
-
-@app.exception_handler(RaypayError)
-async def on_error(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, RaypayError)
-    return problem(error)
+app = FastAPI(title="raypay peer (FastAPI, uvicorn, no Ray, no raypay module)", lifespan=lifespan)
 
 
 @app.exception_handler(RequestValidationError)
-async def on_invalid(_: Request, error: Exception) -> JSONResponse:
-    return problem(InvalidRequest("the body is not a valid payment"))
-
-
-async def checkout(request: Request) -> Principal:
-    """API key (401), role (403), JSON body (415) of at most max_body_bytes (413)."""
-    state = request.app.state
-    token = bearer_token(request.headers.get("authorization"))
-    principal = await state.keyring.principal(token) if token else None
-    if principal is None:
-        raise Unauthorized("send Authorization: Bearer <API key>")
-    if not principal.may(Role.CHECKOUT):
-        raise Forbidden("this key may not pay")
-    if not request.headers.get("content-type", "").startswith("application/json"):
-        raise UnsupportedMediaType("send the body as application/json")
-    if int(request.headers.get("content-length") or 0) > state.settings.max_body_bytes:
-        raise PayloadTooLarge("body too large")
-    return principal
-
-
-def _lock(request: Request, order_id: str) -> asyncio.Lock:
-    locks = request.app.state.locks
-    lock = locks.get(order_id)
-    if lock is None:
-        lock = locks[order_id] = asyncio.Lock()
-    return lock
+async def invalid(_: Request, error: Exception) -> ORJSONResponse:
+    return problem("validation_error", "the body is not a valid payment")
 
 
 @app.post("/v1/payments", status_code=201)
-async def create_payment(
-    request: Request,
-    body: Body,
-    principal: Annotated[Principal, Depends(checkout)],
-    idempotency_key: Annotated[
-        str | None, Header(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-    ] = None,
-) -> JSONResponse:
-    """Pay an order: the same workflow and checks as raypay's ingress."""
-    state, payment = request.app.state, body.to_domain()
-    settings = state.settings
-    check_amount_cap(payment.amount, settings.max_amount, settings.max_amount_by_currency)
-    await state.limiter.admit(principal, payment.customer_id)
-    async with _lock(request, body.order_id):
-        outcome = await pay_once(payment, state.deps, state.idempotency, idempotency_key)
-    replayed = outcome.replayed or outcome.key_replay
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    if outcome.error is not None:
-        return problem(outcome.error, headers)
-    assert outcome.payment is not None
-    return JSONResponse(payment_json(outcome.payment), 200 if outcome.replayed else 201, headers)
-
-
-@app.get("/v1/orders/{order_id}/payments")
-async def list_order_payments(request: Request, order_id: str) -> dict[str, Any]:
-    payments = await request.app.state.payments.list_for_order(order_id)
-    return {"orderId": order_id, "payments": [payment_json(p) for p in payments]}
-
-
-@app.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def pay(
+    request: Request, body: Body, authorization: Annotated[str | None, Header()] = None
+) -> ORJSONResponse:
+    started, peer, error = time.perf_counter(), request.app.state.peer, None
+    try:
+        if not await peer.allowed(authorization):
+            response = problem("unauthorized")
+        elif (minor := body.minor()) is None:
+            response = problem("validation_error", "amount")
+        else:
+            response = await peer.pay(body, minor)
+    except RedisError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:200]
+        response = problem("unavailable")
+    PAYMENTS.labels(str(response.status_code)).inc()
+    LATENCY.observe(time.perf_counter() - started)
+    took = time.perf_counter() - started
+    line = {"orderId": body.order_id, "status": response.status_code, "latencyMs": took * 1000}
+    if error is not None:
+        line["error"] = error
+    log.info(json.dumps(line))
+    return response
 
 
 @app.get("/readyz")
 async def readyz(request: Request) -> dict[str, str]:
-    await request.app.state.redis.ping()
+    await request.app.state.peer.redis.ping()
     return {"status": "ready"}

@@ -93,7 +93,8 @@ def run_plain(
     if result.requests >= len(orders):
         say(f"{side.name}: wrk ran out of seeded orders; raise capacity_rps")
     say(f"{side.name}: {result.rps:.0f} payments/s; checking the invariants")
-    report.checks = asyncio.run(_invariants(side, orders, result.requests, connections))
+    answered = result.requests - result.non_2xx
+    report.checks = asyncio.run(_invariants(side, orders, answered, result.requests, connections))
     for check in report.checks:
         say(f"{side.name}: {'ok' if check.ok else 'FAILED'} {check.name}: {check.detail}")
         for violation in check.violations:
@@ -101,13 +102,15 @@ def run_plain(
     return report
 
 
-async def _invariants(side: Side, orders, answered: int, connections: int) -> list[Check]:
-    """``raypay load``'s invariants over every order wrk may have sent (the ones it counted
-    and up to one more per connection, in flight when it stopped; wrk takes bodies in
-    order), and: at least as many orders paid as wrk counted 2xx answers (each body is a
-    fresh order, so each 2xx paid one)."""
+async def _invariants(
+    side: Side, orders, answered: int, requests: int, connections: int
+) -> list[Check]:
+    """``raypay load``'s invariants over every order wrk may have sent (the ``requests`` it
+    counted and up to one more per connection, in flight when it stopped; wrk takes
+    bodies in order), and: at least as many orders paid as wrk counted 2xx answers
+    (``answered``; each body is a fresh order, so each 2xx paid one)."""
     assert side.target is not None
-    sent = [o["orderId"] for o in orders[: answered + connections]]
+    sent = [o["orderId"] for o in orders[: requests + connections]]
     evidence = await gather_evidence(side.target, sent, {})
     paid = sum(
         any(p.status == "succeeded" for p in evidence.payments.get(order_id, []))

@@ -3,7 +3,8 @@
 ``RaypaySide`` is ``raypay up`` itself (a child process with a data folder of its own:
 embedded redis-server, Tansu, a local Ray, the Serve app from serve_config.yaml).
 ``PeerSide`` is a redis-server and a Tansu of its own, plus ``uvicorn
-raypay.tools.bench.peer:app --workers N``. Each knows the processes of its stack (for memory)
+raypay.tools.bench.peer:app --workers N`` (a FastAPI service written apart from
+raypay). Each knows the processes of its stack (for memory)
 and leaves none behind: a stop that times out ends the rest by PID.
 """
 
@@ -139,6 +140,7 @@ class PeerSide(Side):
             "RAYPAY_KAFKA_IDEMPOTENCE": "false", "RAYPAY_KEY_PREFIX": self.prefix,
             "RAYPAY_PEER_RELAY_LOCK": str(self.data_dir / "relay.lock"),
             "RAYPAY_API_KEYS": f"{auth.hash_key(key)}:{auth.Role.CHECKOUT}",
+            "RAYPAY_PEER_LOG": str(self.data_dir / "logs" / "payments.log"),
         }  # fmt: skip
         peer = Server.spawn("peer", argv, url, self.data_dir / "logs" / "peer.log", **env)
         self.roots.append(peer)
