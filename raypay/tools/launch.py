@@ -78,6 +78,12 @@ FAST_INGRESS_ENV = {
 }
 
 
+# Serve writes its logs (access lines included) to files under logs/serve/, and by
+# default a copy of each line to the replica's stderr too, which Ray's log monitor then
+# reads again: one write and one read more per request for nothing the files lack.
+SERVE_LOG_ENV = {"RAY_SERVE_LOG_TO_STDERR": "0"}
+
+
 def fast_ingress_env() -> dict[str, str]:
     """FAST_INGRESS_ENV, plus free ports for HAProxy's own metrics and stats listeners
     (fixed 9101 and 8404 by default: a second stack on the machine could not start).
@@ -159,6 +165,9 @@ def start_ray(
     """
     import ray
 
+    if not address:
+        for name, value in SERVE_LOG_ENV.items():
+            os.environ.setdefault(name, value)
     if fast_ingress and not address:
         for name, value in fast_ingress_env().items():
             os.environ.setdefault(name, value)

@@ -24,6 +24,7 @@ from typing import Any
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from raypay.tools.bench.run import BenchOptions, run
+    from raypay.tools.bench.sides import Gateway
     from raypay.tools.loadgen.cli import scenario_from
 
     try:
@@ -36,6 +37,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus, workers=args.workers, json_path=args.json,
         sides=tuple(args.only) if args.only else ("raypay", "peer"), keep_dir=args.keep,
         kind=args.scenario, seconds=args.seconds,
+        gateway=Gateway(args.gateway_latency_ms, args.gateway_jitter_ms)
+        if args.gateway_latency_ms else None,
     )  # fmt: skip
     try:
         return run(options)
@@ -60,6 +63,11 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
                         "with duplicates, declines and reservations")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=20.0,
                         help="the plain scenario's measured window (20)")  # fmt: skip
+    parser.add_argument("--gateway-latency-ms", type=float, default=0.0,
+                        help="the realistic scenario: each simulated charge takes this long "
+                        "(e.g. 150), on both sides")  # fmt: skip
+    parser.add_argument("--gateway-jitter-ms", type=float, default=0.0,
+                        help="... plus or minus this, uniformly (e.g. 100)")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=500, help="payments before measuring")
     parser.add_argument("--only", action="append", choices=["raypay", "peer"],
                         help="measure one side only (repeatable)")  # fmt: skip

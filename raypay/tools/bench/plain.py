@@ -21,7 +21,7 @@ import redis
 from raypay.adapters.seeding import seed
 from raypay.tools.bench.sides import Side
 from raypay.tools.bench.wrk import WrkResult, run_wrk, snapshot, ticks_between, write_bodies
-from raypay.tools.loadgen.evidence import gather_evidence
+from raypay.tools.loadgen.evidence import gather_evidence, read_payments
 from raypay.tools.loadgen.invariants import Check, check_all, every_order_paid
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -102,6 +102,25 @@ def run_plain(
     return report
 
 
+async def _quiet(target, order_ids: list[str], still_s: float = 1.0, within_s: float = 30.0):
+    """Wait until the requests wrk left in flight have ended: their orders' payments stop
+    changing (a slow gateway keeps some going for a while after wrk stops)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(target.redis_url, decode_responses=True)
+    deadline, last = time.monotonic() + within_s, None
+    try:
+        while time.monotonic() < deadline:
+            payments, _ = await read_payments(client, target.key_prefix, order_ids)
+            now = sorted((p.payment_id, p.status) for ps in payments.values() for p in ps)
+            if now == last and all(status != "pending" for _, status in now):
+                return
+            last = now
+            await asyncio.sleep(still_s)
+    finally:
+        await client.aclose()
+
+
 async def _invariants(
     side: Side, orders, answered: int, requests: int, connections: int
 ) -> list[Check]:
@@ -111,6 +130,7 @@ async def _invariants(
     (``answered``; each body is a fresh order, so each 2xx paid one)."""
     assert side.target is not None
     sent = [o["orderId"] for o in orders[: requests + connections]]
+    await _quiet(side.target, sent)
     evidence = await gather_evidence(side.target, sent, {})
     paid = sum(
         any(p.status == "succeeded" for p in evidence.payments.get(order_id, []))

@@ -23,7 +23,7 @@ from typing import Any
 
 from raypay.tools.bench.cpu import CpuMeter, CpuShare
 from raypay.tools.bench.plain import PlainReport, run_plain
-from raypay.tools.bench.sides import PeerSide, RaypaySide, Side
+from raypay.tools.bench.sides import Gateway, PeerSide, RaypaySide, Side
 from raypay.tools.loadgen.plan import Scenario
 from raypay.tools.loadgen.progress import PlainProgress
 from raypay.tools.loadgen.runner import LoadResult, run_load
@@ -49,6 +49,7 @@ class BenchOptions:
     keep_dir: bool = False
     kind: str = "plain"  # plain: wrk, fresh orders, pm_card_visa; mixed: the load tool
     seconds: float = 20.0  # the plain scenario's measured window
+    gateway: Gateway | None = None  # a slower simulated gateway (the realistic scenario)
 
 
 @dataclass
@@ -254,14 +255,20 @@ def run(options: BenchOptions) -> int:
     try:
         for name in options.sides:
             if name == "raypay":
-                side: Side = RaypaySide(workdir / "raypay", options.config, options.num_cpus)
+                side: Side = RaypaySide(
+                    workdir / "raypay", options.config, options.num_cpus, options.gateway
+                )
             else:
-                side = PeerSide(workdir / "peer", options.workers)
+                side = PeerSide(workdir / "peer", options.workers, options.gateway)
             reports[name] = _run_side(side, options)
     finally:
         if not options.keep_dir:
             shutil.rmtree(workdir, ignore_errors=True)
     lines = figures(reports)
+    if options.gateway is not None and options.kind == "plain":
+        # Little's law: this many buyers, each charge this long, no CPU limit.
+        bound = options.scenario.concurrency / (options.gateway.latency_ms / 1000)
+        lines.insert(0, ("concurrency_bound_rps", _fmt(bound, 0)))
     for name, value in lines:
         print(f"{name} {value}", flush=True)
     if options.json_path:

@@ -14,13 +14,16 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
 from raypay.domain import auth
 from raypay.settings import Settings
 from raypay.tools.bench import procs
+from raypay.tools.launch import find_serve_config
 from raypay.tools.loadgen.cli import stack_api_key
 from raypay.tools.loadgen.evidence import Target
 from raypay.tools.stack import (
@@ -37,6 +40,39 @@ from raypay.tools.up import find_stack
 # Variables that would point `raypay up` at outside services instead of the embedded ones.
 EXTERNAL = ("REDIS_URL", "RAYPAY_REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS",
             "RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "RAY_ADDRESS", "RAYPAY_KEY_PREFIX")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """A slower simulated gateway: each charge takes ``latency_ms`` ± ``jitter_ms``
+    (uniform), for the realistic scenario; ``max_ongoing`` requests per ingress replica."""
+
+    latency_ms: float
+    jitter_ms: float
+    max_ongoing: int = 5000
+
+    def serve_config(self, base: str | None, folder: Path) -> Path:
+        """A copy of the Serve config with this simulator and room for every buyer."""
+        path = Path(base) if base else find_serve_config()
+        config = yaml.safe_load(path.read_text())
+        for app in config["applications"]:
+            app.setdefault("args", {})["simulator"] = {
+                **app["args"].get("simulator", {}),
+                "latency_ms": max(0.0, self.latency_ms - self.jitter_ms),
+                "jitter_ms": 2 * self.jitter_ms,
+            }
+            for deployment in app.get("deployments", []):
+                deployment["max_ongoing_requests"] = self.max_ongoing
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / "serve_config.yaml"
+        copy.write_text(yaml.safe_dump(config))
+        return copy
+
+    def peer_env(self) -> dict[str, str]:
+        return {
+            "RAYPAY_PEER_LATENCY_MS": str(max(0.0, self.latency_ms - self.jitter_ms)),
+            "RAYPAY_PEER_JITTER_MS": str(2 * self.jitter_ms),
+        }
 
 
 class Side:
@@ -76,9 +112,13 @@ class Side:
 class RaypaySide(Side):
     name = "raypay"
 
-    def __init__(self, data_dir: Path, config: str | None, num_cpus: int) -> None:
+    def __init__(
+        self, data_dir: Path, config: str | None, num_cpus: int, gateway: Gateway | None = None
+    ) -> None:
         super().__init__()
         self.data_dir, self.config, self.num_cpus = data_dir, config, num_cpus
+        if gateway is not None:
+            self.config = str(gateway.serve_config(config, data_dir))
 
     def start(self, timeout_s: float = 180.0) -> None:
         argv = [sys.executable, "-m", "raypay.tools.cli", "--data-dir", str(self.data_dir), "up"]
@@ -116,9 +156,9 @@ class PeerSide(Side):
     name = "peer"
     prefix = "peer"
 
-    def __init__(self, data_dir: Path, workers: int) -> None:
+    def __init__(self, data_dir: Path, workers: int, gateway: Gateway | None = None) -> None:
         super().__init__()
-        self.data_dir, self.workers = data_dir, workers
+        self.data_dir, self.workers, self.gateway = data_dir, workers, gateway
 
     def start(self, timeout_s: float = 60.0) -> None:
         settings = Settings()
@@ -141,6 +181,7 @@ class PeerSide(Side):
             "RAYPAY_PEER_RELAY_LOCK": str(self.data_dir / "relay.lock"),
             "RAYPAY_API_KEYS": f"{auth.hash_key(key)}:{auth.Role.CHECKOUT}",
             "RAYPAY_PEER_LOG": str(self.data_dir / "logs" / "payments.log"),
+            **(self.gateway.peer_env() if self.gateway else {}),
         }  # fmt: skip
         peer = Server.spawn("peer", argv, url, self.data_dir / "logs" / "peer.log", **env)
         self.roots.append(peer)
