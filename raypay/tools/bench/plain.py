@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 import redis
 
 from raypay.adapters.seeding import seed
+from raypay.tools.bench import procs
 from raypay.tools.bench.sides import Side
 from raypay.tools.bench.wrk import WrkResult, run_wrk, snapshot, ticks_between, write_bodies
 from raypay.tools.loadgen.evidence import gather_evidence, read_payments
@@ -33,6 +35,8 @@ class PlainReport:
     rest_by_role: dict[str, float] = field(default_factory=dict)  # cores
     result: WrkResult | None = None
     cpu_ms_by_role: dict[str, float] = field(default_factory=dict)  # per payment
+    client_pct: float = 0.0  # of the machine (all cores = 100) while measuring: wrk
+    other_pct: float = 0.0  # ... and anything that is neither the stack nor wrk
     checks: list[Check] = field(default_factory=list)
 
     @property
@@ -46,6 +50,14 @@ class PlainReport:
 
 def _cores(spent: Counter[str], seconds: float) -> dict[str, float]:
     return {role: ticks / TICKS / seconds for role, ticks in spent.most_common()}
+
+
+def _machine() -> tuple[int, float, float]:
+    """Busy ticks of the whole machine, CPU ticks of this process's finished children
+    (wrk), and the time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = (usage.ru_utime + usage.ru_stime) * TICKS
+    return procs.machine_busy_ticks(), children, time.monotonic()
 
 
 def _seed(side: Side, count: int, id_prefix: str) -> list[dict[str, str]]:
@@ -83,9 +95,14 @@ def run_plain(
     url, key = side.target.base_url, side.target.api_key
     run_wrk(url, key, write_bodies(warm, workdir / "warm.jsonl"), warmup_s, connections, workdir)
     bodies = write_bodies(orders, workdir / "plain.jsonl")
-    before = snapshot(side.pids())
+    before, busy, client, started = snapshot(side.pids()), *_machine()
     result = run_wrk(url, key, bodies, seconds, connections, workdir)
     spent = ticks_between(before, snapshot(side.pids()))
+    busy_now, client_now, ended = _machine()
+    capacity = (ended - started) * TICKS * (os.cpu_count() or 1)
+    report.client_pct = 100 * (client_now - client) / capacity
+    stack = sum(spent.values())
+    report.other_pct = 100 * max(0, busy_now - busy - stack - (client_now - client)) / capacity
     report.result = result
     report.cpu_ms_by_role = {
         role: ticks / TICKS * 1000 / max(1, result.requests) for role, ticks in spent.most_common()

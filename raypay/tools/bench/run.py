@@ -163,6 +163,8 @@ def plain_figures(name: str, plain: PlainReport) -> list[tuple[str, str]]:
         (f"{name}_redis_cpu_ms_per_payment", _fmt(redis_ms, 3)),
         (f"{name}_redis_bound_rps", _fmt(1000 / redis_ms if redis_ms else math.nan, 0)),
         (f"{name}_cpu_cores_at_rest", _fmt(plain.rest_cores, 3)),
+        (f"{name}_cpu_client_pct", _fmt(plain.client_pct)),
+        (f"{name}_cpu_other_pct", _fmt(plain.other_pct)),
         (f"{name}_invariants", "ok" if plain.ok else "FAILED"),
     ]
     return lines
