@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import translated
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.ports import ChargeRequest, ChargeResult
 
@@ -91,7 +92,7 @@ class RedisChargeLedger:
 
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis, self.keys = redis, keys
-        self._record = redis.register_script(_RECORD)
+        self._record = BatchedScript(redis, _RECORD)  # one EVALSHA per loop turn
 
     async def get(self, key: str) -> ChargeResult | None:
         async with translated():

@@ -26,6 +26,10 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call
     outbox.py       ack       MULTI: XACK + XDEL outbox, XADD outbox:delivered
 
+_BEGIN, _SETTLE and _RECORD run batched (script_batch.py): one EVALSHA carries the calls
+of one event-loop turn, each still atomic on its own; such a batch touches the keys of
+many orders, so on Redis Cluster it must first be grouped by hash slot.
+
 Names are stable: stored data and the upstream services' order and reservation
 records are read as they are.
 """

@@ -19,6 +19,7 @@ from raypay.adapters.records import (
     to_record,
 )
 from raypay.adapters.redis_client import translated
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import StoreUnavailable
 from raypay.domain.events import PaymentEvent
 from raypay.domain.model import Order, Payment, PaymentStatus, Reservation
@@ -79,8 +80,9 @@ class RedisPayments:
 
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis, self.keys = redis, keys
-        self._begin = redis.register_script(_BEGIN)
-        self._settle = redis.register_script(_SETTLE)
+        # One EVALSHA per loop turn for all the payments that begin or settle in it.
+        self._begin = BatchedScript(redis, _BEGIN)
+        self._settle = BatchedScript(redis, _SETTLE)
 
     async def get(self, payment_id: str) -> Payment | None:
         async with translated():
