@@ -47,6 +47,16 @@ def to_record(payment: Payment) -> dict[str, str]:
     }
 
 
+OUTCOME_FIELDS = ("status", "transactionId", "errorCode", "errorMessage", "processedAt",
+                  "isSimulated")  # fmt: skip
+
+
+def outcome_record(payment: Payment) -> dict[str, str]:
+    """The fields settling a payment changes (the rest was written when it began)."""
+    record = to_record(payment)
+    return {name: record[name] for name in OUTCOME_FIELDS}
+
+
 def from_record(fields: dict[str, str]) -> Payment:
     """The payment a hash holds (as :func:`to_record` wrote it)."""
 

@@ -15,6 +15,7 @@ from raypay.adapters.keys import Keys
 from raypay.adapters.records import (
     from_record,
     order_from_record,
+    outcome_record,
     reservation_from_record,
     to_record,
 )
@@ -134,7 +135,7 @@ class RedisPayments:
                     encode(event),
                     event.event_id,
                     event.request_id or "",
-                    *flat(to_record(payment)),
+                    *flat(outcome_record(payment)),
                 ],
             )
         if outcome == "settled":
