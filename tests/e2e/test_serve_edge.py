@@ -1,6 +1,6 @@
-"""Headers Serve reads itself, through the real ingress (HAProxy, Serve's replica
-server, deployments/edge.py in front): a problem with a stable code, never a plain-text
-500 or 408."""
+"""Headers Serve reads itself, and methods a path does not take, through the real
+ingress (HAProxy, Serve's replica server, deployments/edge.py in front): a problem
+with a stable code, never a plain-text 500 or 408."""
 
 from __future__ import annotations
 
@@ -28,3 +28,11 @@ async def test_a_client_does_not_set_serves_timeout(service):
     order = service.seed()
     response = await service.pay(order, headers={"x-request-timeout-seconds": "0.000001"})
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json"])
+async def test_an_undeclared_method_is_405_with_allow(service, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = await service.http.put("/v1/payments/pay_1", content=b"{}", headers=headers)
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"

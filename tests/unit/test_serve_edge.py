@@ -1,17 +1,24 @@
 """What reaches the app, and how it is refused: the edge in front of Serve's own header
-reading (deployments/edge.py), on in-process ASGI apps: no Ray, no network."""
+reading (deployments/edge.py) and an undeclared method's 405 (deployments/security.py),
+on in-process ASGI apps: no Ray, no network."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+import fakeredis
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from deployments import problems
 from deployments.edge import ServeEdge, middlewares
+from deployments.security import Admission, AdmissionConfig, Checkout
+from raypay import bootstrap
+from raypay.domain import auth
+from raypay.settings import Settings
 from raypay.tools.launch import EDGE_ENV
 
 from .test_compose import dockerfile_env
@@ -89,3 +96,69 @@ class TestServeEdge:
             callback = getattr(importlib.import_module(module), name)
             assert [m.cls for m in callback()] == [ServeEdge]
         assert [m.cls for m in middlewares()] == [ServeEdge]
+
+
+# --- 405 with Allow, on the app's own middleware -------------------------------------------
+
+KEY = auth.new_key()
+
+
+@pytest.fixture
+async def app() -> Any:
+    settings = Settings(key_prefix="u", api_keys=f"{auth.hash_key(KEY)}:admin")
+    redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    api = FastAPI()
+    problems.install(api)
+    api.add_middleware(Admission)
+    keyring = bootstrap.keyring(settings, redis)
+    api.state.admission = AdmissionConfig(keyring, settings.max_body_bytes)
+
+    @api.post("/v1/payments")
+    async def pay(principal: Checkout) -> dict:
+        return {}
+
+    @api.get("/v1/payments/{paymentId}")
+    async def get(paymentId: str, principal: Checkout) -> dict:  # noqa: N803
+        return {}
+
+    @api.get("/healthz")
+    async def healthz() -> dict:
+        return {}
+
+    yield api
+    await redis.aclose()
+
+
+BEARER = {"Authorization": f"Bearer {KEY}"}
+
+
+class TestUndeclaredMethods:
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("PUT", "/v1/payments/pay_1", "GET"),
+            ("PATCH", "/v1/payments/pay_1", "GET"),
+            ("DELETE", "/v1/payments", "POST"),
+            ("PUT", "/healthz", "GET"),
+        ],
+    )
+    async def test_a_known_path_answers_405_with_allow_whatever_the_body(
+        self, app, method, path, allow
+    ):
+        async with client(app) as http:
+            response = await http.request(method, path, headers=BEARER)
+        assert (response.status_code, response.headers.get("allow")) == (405, allow)
+        assert response.headers["content-type"] == problems.PROBLEM_JSON
+        assert response.json()["code"] == "method_not_allowed"
+
+    async def test_an_unknown_path_is_404_not_415(self, app):
+        async with client(app) as http:
+            response = await http.patch("/nowhere", headers=BEARER, content=b"x")
+        assert (response.status_code, response.json()["code"]) == (404, "not_found")
+
+    async def test_the_key_is_still_checked_first_and_a_route_still_wants_json(self, app):
+        async with client(app) as http:
+            anonymous = await http.put("/v1/payments/pay_1")
+            not_json = await http.post("/v1/payments", headers=BEARER, content=b"x")
+        assert anonymous.status_code == 401
+        assert (not_json.status_code, not_json.json()["code"]) == (415, "unsupported_media_type")
