@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from raypay.domain.money import currencies
 
 pytestmark = pytest.mark.unit
 
+ROOT = Path(__file__).resolve().parents[2]
 DOC = api.openapi()
 SCHEMAS = DOC["components"]["schemas"]
 PAY = {
@@ -117,6 +120,21 @@ def test_what_the_document_cannot_state_is_refused_with_its_own_type_and_describ
     described = SCHEMAS["PaymentBody"]["properties"]["amount"]["description"]
     assert AMOUNT_DECIMALS in described and AMOUNT_TOO_LARGE in described
     assert "raw_card_number" in SCHEMAS["PaymentBody"]["properties"]["paymentMethod"]["description"]
+
+
+def test_each_rule_the_document_cannot_state_is_written_down_for_schemathesis():
+    config = tomllib.loads((ROOT / "schemathesis.toml").read_text())
+    written = {
+        (r["operation"], r["status"], r.get("code"), tuple(r.get("errors", ())))
+        for r in config["checks"]["written_down_refusals"]["refusals"]
+    }
+    decimals, too_large = (f"amount:{AMOUNT_DECIMALS}",), (f"amount:{AMOUNT_TOO_LARGE}",)
+    assert {
+        ("POST /v1/payments", 422, "validation_error", decimals),
+        ("POST /v1/admin/orders", 422, "validation_error", decimals),
+        ("POST /v1/payments", 422, "validation_error", too_large),
+        ("POST /v1/payments", 422, "raw_card_number", ()),
+    } <= written
 
 
 @given(st.text(alphabet="0123456789.-+e _ ", max_size=30))
