@@ -12,11 +12,14 @@ FROM python:3.11-slim
 # route and deployment, from the ray_serve_* metrics) into this folder; compose shares
 # it with Grafana. RAY_LOGGING_CONFIG_ENCODING: the actors' logs as JSON lines, as
 # `raypay up` runs them (ray.LoggingConfig for a driver that sets none, here `serve run`).
+# RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH: Serve's proxy checks the headers it reads
+# itself with deployments/edge.py first (a malformed X-Request-ID was a plain-text 500).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     RAY_METRICS_GRAFANA_DASHBOARD_OUTPUT_DIR=/var/lib/raypay/grafana-dashboards \
-    RAY_LOGGING_CONFIG_ENCODING=JSON
+    RAY_LOGGING_CONFIG_ENCODING=JSON \
+    RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=deployments.edge:middlewares
 
 RUN useradd --create-home --uid 1000 raypay \
     && mkdir -p /var/lib/raypay/grafana-dashboards \

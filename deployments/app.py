@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated, Any
 
 import redis as redis_sync
-from fastapi import FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from ray import serve
@@ -20,7 +20,7 @@ from ray.exceptions import RayError
 from actors.batching import BatchedMethod
 from actors.metrics import IngressMetrics
 from actors.topology import Topology, ensure_actors
-from deployments import problems
+from deployments import openapi, problems
 from deployments.lean_route import LeanPaymentRoute
 from deployments.models import (
     ID_PATTERN,
@@ -29,7 +29,6 @@ from deployments.models import (
     OrderPaymentsOut,
     PaymentBody,
     PaymentOut,
-    Problem,
     RequestId,
     SeededOrders,
     payment_body,
@@ -53,10 +52,10 @@ from raypay.domain.outcomes import Outcome
 from raypay.domain.sharding import shard_for
 from raypay.settings import Settings
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503)
-}
+# The problems each route answers with (deployments/problems.py makes them).
+PAY_PROBLEMS = (400, 401, 402, 403, 404, 409, 413, 415, 422, 429, 503)
+SEED_PROBLEMS = (400, 401, 403, 413, 415, 422, 429, 503)
+READ_PROBLEMS = openapi.problems(401, 403, 404, 422, 429, 503)
 log = logging.getLogger("raypay.ingress")
 
 CustomerFilter = Annotated[
@@ -67,9 +66,11 @@ api = FastAPI(
     title="raypay",
     version="1",
     summary="Payments for ticketing checkouts, on Ray Serve, Redis and Kafka.",
+    dependencies=[Depends(openapi.request_id_header)],  # X-Request-ID, on every route
 )
 problems.install(api)
 api.add_middleware(LeanPaymentRoute)  # POST /v1/payments (deployments/lean_route.py)
+api.openapi = lambda: openapi.document(api)  # type: ignore[method-assign]
 api.add_middleware(Admission)  # 413, 401, 415 before any route (deployments/security.py)
 
 
@@ -142,7 +143,8 @@ class PaymentIngress:
         "/v1/payments",
         status_code=201,
         response_model=PaymentOut,
-        responses={200: {"model": PaymentOut, "description": "Replayed"}, **PROBLEMS},
+        responses=openapi.payment_responses(PAY_PROBLEMS),
+        operation_id=openapi.CREATE_PAYMENT,
     )
     async def create_payment(
         self,
@@ -186,10 +188,15 @@ class PaymentIngress:
         await self.limiter.admit(principal, request.customer_id)
         return await self._await_actor(self._pay[shard](request, key))
 
-    @api.get("/v1/payments/{payment_id}", response_model=PaymentOut, responses=PROBLEMS)
+    @api.get(
+        f"/v1/payments/{{{openapi.PAYMENT_ID}}}",
+        response_model=PaymentOut,
+        responses=READ_PROBLEMS,
+        operation_id=openapi.GET_PAYMENT,
+    )
     async def get_payment(
         self,
-        payment_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        payment_id: Annotated[str, Path(alias=openapi.PAYMENT_ID, pattern=ID_PATTERN)],
         principal: Checkout,
         customer_id: CustomerFilter = None,
     ) -> dict[str, Any]:
@@ -200,10 +207,15 @@ class PaymentIngress:
             raise PaymentNotFound(f"payment {payment_id} not found")
         return payment_body(payment)
 
-    @api.get("/v1/orders/{order_id}/payments", response_model=OrderPaymentsOut, responses=PROBLEMS)
+    @api.get(
+        f"/v1/orders/{{{openapi.ORDER_ID}}}/payments",
+        response_model=OrderPaymentsOut,
+        responses=READ_PROBLEMS,
+        operation_id=openapi.LIST_ORDER_PAYMENTS,
+    )
     async def list_order_payments(
         self,
-        order_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        order_id: Annotated[str, Path(alias=openapi.ORDER_ID, pattern=ID_PATTERN)],
         principal: Checkout,
         customer_id: CustomerFilter = None,
     ) -> dict[str, Any]:
@@ -219,7 +231,13 @@ class PaymentIngress:
         check_order_access(principal, customer_id, owner)
         return {"orderId": order_id, "payments": [payment_body(p) for p in payments]}
 
-    @api.post("/v1/admin/orders", status_code=201, response_model=SeededOrders, responses=PROBLEMS)
+    @api.post(
+        "/v1/admin/orders",
+        status_code=201,
+        response_model=SeededOrders,
+        responses=openapi.seeded_order_responses(SEED_PROBLEMS),
+        operation_id=openapi.SEED_ORDERS,
+    )
     async def seed_orders(self, body: AdminOrdersBody, principal: Admin) -> dict[str, Any]:
         """Admin: write orders (and reservations) as the order service would (seeding)."""
         await self.limiter.admit(principal)
@@ -244,12 +262,12 @@ class PaymentIngress:
         finally:
             client.close()
 
-    @api.get("/healthz")
+    @api.get("/healthz", responses=openapi.problems(422), operation_id="healthz")
     async def healthz(self) -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
 
-    @api.get("/readyz", responses={503: {"model": Problem}})
+    @api.get("/readyz", responses=openapi.problems(422, 503), operation_id="readyz")
     async def readyz(self, request: Request) -> JSONResponse:
         """Redis, the broker and every actor answer; 503 if not. Which ones: with a key only."""
         checks: dict[str, Any] = {}

@@ -1,4 +1,12 @@
-"""Request and response models of the HTTP contract (camelCase JSON)."""
+"""Request and response models of the HTTP contract (camelCase JSON).
+
+The OpenAPI document is generated from these models, and it states every rule they
+enforce that JSON Schema can state: patterns, lengths, enums, ``exclusiveMinimum``, types
+without coercion (a JSON ``false`` is no number, ``"5"`` no integer). What it cannot state
+is said in the field's description and written down, with the reason, as an exception
+in schemathesis.toml: the decimal places and the cap that depend on the currency, card
+numbers (a checksum), and the refusals that depend on stored state.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +15,94 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from raypay.domain.cards import looks_like_card_number
-from raypay.domain.model import OrderStatus, Payment, PaymentRequest, ReservationStatus, iso
-from raypay.domain.money import Money, MoneyError, is_currency
+from raypay.domain.model import (
+    AMOUNT_TOO_LARGE,
+    OrderStatus,
+    Payment,
+    PaymentRequest,
+    ReservationStatus,
+    iso,
+)
+from raypay.domain.money import Money, MoneyError, TooManyDecimals, currencies, is_currency
 
 # Ids: 1-64 characters, letters, digits and _ . : - (no spaces, slashes or unicode).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 # Tokens start with a letter: a number is never a payment method.
 TOKEN_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+# X-Request-ID and Idempotency-Key: visible ASCII, to travel into logs and Kafka headers as is.
+VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+REQUEST_ID_MAX_LENGTH = 128
 # A decimal written out: no exponent, no spaces, no "_" separators, no "+".
 _DECIMAL_TEXT = re.compile(r"-?[0-9]{1,24}(\.[0-9]{1,24})?")
+# What the text allows, for numbers too: an order seeded from a number is paid with text.
+AMOUNT_LIMIT = 10**24
+# What the amount's rules leave of that, as a JSON Schema pattern: greater than zero.
+POSITIVE_DECIMAL_PATTERN = r"^(?!0*(\.0*)?$)[0-9]{1,24}(\.[0-9]{1,24})?$"
 RAW_CARD_NUMBER = "raw_card_number"
-VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+# The stable `type` of the amount's errors that depend on its currency (the cap's, with
+# the cap: AMOUNT_TOO_LARGE, raypay/domain/model.py).
+AMOUNT_DECIMALS = "amount_decimals"
+
+# JSON Schema of an amount: a number or a plain decimal string, > 0. Written here rather
+# than derived from ``Decimal``, which would document any number and any string.
+Amount = Annotated[
+    Decimal,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": AMOUNT_LIMIT},
+                {"type": "string", "pattern": POSITIVE_DECIMAL_PATTERN},
+            ]
+        }
+    ),
+]
+AMOUNT_RULES = (
+    "A JSON number or a plain decimal string (no exponent, sign, spaces or `_`), "
+    "greater than zero, below 10^24. Also, which JSON Schema cannot state: at most the currency's "
+    "decimal places (USD 2, JPY 0, KWD 3; `amount_decimals`)"
+)
+Currency = Annotated[str, Field(json_schema_extra={"enum": currencies()})]
+
+
+def _plain_decimal(value: Any) -> Any:
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+        raise ValueError("amount must be a plain decimal such as 25.00")
+    return value
+
+
+def _money(amount: Decimal, info: ValidationInfo) -> Decimal:
+    """The amount's bound, and its rules that depend on its currency (validated first)."""
+    if amount >= AMOUNT_LIMIT:
+        raise ValueError("amount must be less than 10^24")
+    currency = info.data.get("currency")
+    if currency is None:  # refused already, with its own error
+        return amount
+    try:
+        Money.parse(amount, currency)
+    except TooManyDecimals as exc:
+        raise PydanticCustomError(AMOUNT_DECIMALS, str(exc)) from None
+    except MoneyError as exc:
+        raise ValueError(str(exc)) from None
+    return amount
+
+
+def _known_currency(value: str) -> str:
+    if not is_currency(value):
+        raise ValueError(f"{value} is not an ISO 4217 currency code")
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number only: no ``true`` for 1, no ``"5"`` for 5 (the schema says number)."""
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("number_type", "Input should be a JSON number")
+    return value
+
 
 # The payment route's headers (the FastAPI route and deployments/lean_route.py).
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=255, pattern=VISIBLE_ASCII)]
@@ -33,7 +113,7 @@ RequestId = Annotated[
     Header(
         alias="X-Request-ID",
         min_length=1,
-        max_length=128,
+        max_length=REQUEST_ID_MAX_LENGTH,
         pattern=VISIBLE_ASCII,
         description="Your id for this request (visible ASCII); one is made if absent",
     ),
@@ -63,13 +143,17 @@ class PaymentBody(BaseModel):
 
     order_id: str = Field(pattern=ID_PATTERN)
     customer_id: str = Field(pattern=ID_PATTERN)
-    amount: Decimal = Field(
-        description="Decimal string or number, > 0, at most the currency's decimals"
+    # Before the amount: the amount's decimal places are checked against it.
+    currency: Currency = Field(description="ISO 4217 code")
+    amount: Amount = Field(
+        description=f"{AMOUNT_RULES}, and at most RAYPAY_MAX_AMOUNT major units of the "
+        f"currency, a setting of the deployment (`{AMOUNT_TOO_LARGE}`). Must equal the "
+        "order's amount (`amount_mismatch`)."
     )
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
     payment_method: str = Field(
         pattern=TOKEN_PATTERN,
-        description="Token, e.g. pm_card_visa; a raw card number is refused (raw_card_number)",
+        description="Token, e.g. pm_card_visa; a token whose digits pass as a card number "
+        "(13-19 digits passing the Luhn check) is refused (`raw_card_number`)",
     )
     reservation_id: str | None = Field(default=None, pattern=ID_PATTERN)
 
@@ -83,27 +167,9 @@ class PaymentBody(BaseModel):
             )
         return value
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def plain_decimal(cls, value: Any) -> Any:
-        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
-            raise ValueError("amount must be a plain decimal such as 25.00")
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def known_currency(cls, value: str) -> str:
-        if not is_currency(value):
-            raise ValueError(f"{value} is not an ISO 4217 currency code")
-        return value
-
-    @model_validator(mode="after")
-    def valid_money(self) -> PaymentBody:
-        try:
-            Money.parse(self.amount, self.currency)
-        except MoneyError as exc:
-            raise ValueError(str(exc)) from None
-        return self
+    _plain_decimal = field_validator("amount", mode="before")(_plain_decimal)
+    _money = field_validator("amount")(_money)
+    _known_currency = field_validator("currency")(_known_currency)
 
     def to_domain(self, request_id: str | None = None) -> PaymentRequest:
         return PaymentRequest(
@@ -122,22 +188,20 @@ class AdminOrdersBody(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     count: int = Field(1, ge=1, le=1000)
-    amount: Decimal = Field(Decimal("25.00"), description="Decimal, the currency's decimals")
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    currency: Currency = "USD"
+    amount: Amount = Field(Decimal("25.00"), description=AMOUNT_RULES, validate_default=True)
     status: OrderStatus = OrderStatus.PENDING_PAYMENT
     customer_id: str | None = Field(None, pattern=ID_PATTERN)
-    reservation: bool = False
+    reservation: bool = Field(False, strict=True)
     reservation_status: ReservationStatus = ReservationStatus.ACTIVE
-    reservation_ttl_seconds: float = Field(900.0, ge=-86_400, le=86_400 * 30)
-    id_prefix: str = Field("", pattern=r"^[A-Za-z0-9_.:-]{0,16}$")
+    reservation_ttl_seconds: float = Field(900.0, ge=-86_400, le=86_400 * 30, strict=True)
+    # Starts the ids it prefixes, so it starts as an id does (ID_PATTERN).
+    id_prefix: str = Field("", pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:-]{0,15})?$")
 
-    @model_validator(mode="after")
-    def valid_money(self) -> AdminOrdersBody:
-        try:
-            Money.parse(self.amount, self.currency)
-        except MoneyError as exc:
-            raise ValueError(str(exc)) from None
-        return self
+    _count_is_a_number = field_validator("count", mode="before")(_json_number)
+    _plain_decimal = field_validator("amount", mode="before")(_plain_decimal)
+    _money = field_validator("amount")(_money)
+    _known_currency = field_validator("currency")(_known_currency)
 
 
 class SeededOrder(BaseModel):

@@ -2,7 +2,9 @@
 
 * :class:`Admission` is an ASGI middleware in front of every route: body size (413),
   authentication (401; only /healthz, /readyz and the docs are open), JSON content
-  type on POST (415). The key's Principal goes into the request scope.
+  type on POST (415) for a method the path takes: an undeclared method is the
+  router's 405 with ``Allow``, an unknown path its 404. The key's Principal goes into
+  the request scope.
 * :func:`require` is the route dependency that checks the role (403) and names the
   bearer scheme in the OpenAPI document.
 
@@ -16,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.routing import Match
 
 from deployments import problems
 from raypay.adapters.key_store import Keyring
@@ -77,11 +80,16 @@ class Admission:
             )
         scope[PRINCIPAL] = principal
 
-        if not has_body:
-            return receive
+        if not has_body or not routed(scope):
+            return receive  # nothing to read: the router answers 404 or 405 (with Allow)
         if not is_json_media_type(headers.get(b"content-type", b"").decode("latin-1")):
             raise UnsupportedMediaType("send the body as application/json")
         return await _buffered(receive, config.max_body_bytes)
+
+
+def routed(scope: dict[str, Any]) -> bool:
+    """Whether a route of the app takes this method on this path."""
+    return any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes)
 
 
 async def _buffered(receive: Callable, limit: int) -> Callable[[], Awaitable[dict]]:

@@ -34,7 +34,7 @@ from raypay.adapters import key_store, seeding
 from raypay.adapters.keys import Keys
 from raypay.domain import auth
 from raypay.settings import Settings
-from raypay.tools.launch import SERVE_LOG_ENV, fast_ingress_env, logging_config
+from raypay.tools.launch import EDGE_ENV, SERVE_LOG_ENV, fast_ingress_env, logging_config
 from raypay.tools.stack import free_port
 
 SHARDS, GATEWAYS = 2, 2
@@ -53,12 +53,13 @@ SERVE_LOGGING = {"encoding": "JSON"}
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[LocalRay]:
-    # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized. HAProxy's
+    # The same Serve ingress as `raypay up` runs: HAProxy, throughput-optimized, with the
+    # header checks of deployments/edge.py in front of Serve's own. HAProxy's
     # own listeners on ports nobody prefers: a stack running beside the tests may hold
     # the preferred 9101 and 8404, or take them between the check and HAProxy's bind.
     os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
     os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
-    for name, value in {**fast_ingress_env(), **SERVE_LOG_ENV}.items():
+    for name, value in {**EDGE_ENV, **fast_ingress_env(), **SERVE_LOG_ENV}.items():
         os.environ.setdefault(name, value)
     # Throughput mode buffers 1,000 access-log lines; tests read the log, so no buffer.
     os.environ.setdefault("RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE", "1")

@@ -176,6 +176,9 @@ def check_reservation(
     return reservation
 
 
+AMOUNT_TOO_LARGE = "amount_too_large"  # the error's stable type (an HTTP 422's errors[])
+
+
 def check_amount_cap(
     amount: Money, max_amount: Decimal, by_currency: Mapping[str, Decimal] | None = None
 ) -> None:
@@ -185,5 +188,5 @@ def check_amount_cap(
         message = f"amount must be at most {cap} {amount.currency}"
         raise InvalidRequest(
             f"amount: {message}",
-            {"errors": [{"field": "amount", "message": message, "type": "amount_too_large"}]},
+            {"errors": [{"field": "amount", "message": message, "type": AMOUNT_TOO_LARGE}]},
         )

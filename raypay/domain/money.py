@@ -32,6 +32,11 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be money."""
 
 
+class TooManyDecimals(MoneyError):
+    """More decimal places than the currency has: the rule that ties an amount to its
+    currency, which a JSON Schema of the amount alone cannot state."""
+
+
 def _shift(value: Decimal, places: int) -> Decimal:
     """``value * 10**places`` exactly: the default context (28 digits) would round."""
     exact = Context(
@@ -51,6 +56,11 @@ def exponent(currency: str) -> int:
 
 def is_currency(code: str) -> bool:
     return code in _EXPONENTS
+
+
+def currencies() -> list[str]:
+    """Every ISO 4217 code raypay takes, sorted (the HTTP contract lists them)."""
+    return sorted(_EXPONENTS)
 
 
 @by_fields
@@ -80,7 +90,7 @@ class Money:
         except ArithmeticError:
             raise MoneyError(f"amount {amount!r} is out of range") from None
         if scaled != scaled.to_integral_value():
-            raise MoneyError(f"{currency} allows at most {exp} decimal places")
+            raise TooManyDecimals(f"{currency} allows at most {exp} decimal places")
         return cls(int(scaled), currency)
 
     @property

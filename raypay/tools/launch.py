@@ -69,6 +69,12 @@ def to_schema(raw: dict[str, Any], http_port: int, env_vars: dict[str, str] | No
     return ServeDeploySchema.model_validate(raw)
 
 
+# Serve's HTTP servers (its proxies, or the replicas' own behind HAProxy) wrap their
+# request handling in the middlewares this callback returns: deployments/edge.py checks
+# the headers Serve reads itself, before it reads them. A string: tools import no
+# deployments. Read when Serve's processes start, so set before Ray starts them.
+EDGE_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "deployments.edge:middlewares"}
+
 FAST_INGRESS_ENV = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
@@ -166,10 +172,8 @@ def start_ray(
     import ray
 
     if not address:
-        for name, value in SERVE_LOG_ENV.items():
-            os.environ.setdefault(name, value)
-    if fast_ingress and not address:
-        for name, value in fast_ingress_env().items():
+        env = {**EDGE_ENV, **SERVE_LOG_ENV, **(fast_ingress_env() if fast_ingress else {})}
+        for name, value in env.items():
             os.environ.setdefault(name, value)
     if address:
         context = ray.init(address=address, logging_config=logging_config())

@@ -206,7 +206,9 @@ def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str,
     host = str(http.get("host", "127.0.0.1"))
     local_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     http_port = pick_port(int(http.get("port", 8000)), local_host)
-    config = launch.to_schema(raw, http_port, env if ray_address else None)
+    # Joining: the replicas get the edge through their runtime_env (a proxy of the
+    # cluster's own needs it in the cluster's environment: README, "Fuzzing").
+    config = launch.to_schema(raw, http_port, {**launch.EDGE_ENV, **env} if ray_address else None)
     app_names = [app.name for app in config.applications]
     _say(f"serve   deploying {config_path} (apps: {', '.join(app_names)})")
     cleanup.callback(launch.shutdown_serve, app_names, bool(ray_address))

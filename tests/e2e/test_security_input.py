@@ -92,9 +92,9 @@ async def test_a_streamed_body_over_the_limit_is_413_without_a_declared_length(s
         ({"amount": " 25.00"}, "amount"),
         ({"amount": "25_00"}, "amount"),
         ({"amount": "NaN"}, "amount"),
-        ({"amount": "0"}, ""),
-        ({"amount": "0.00"}, ""),
-        ({"amount": 25.001}, ""),
+        ({"amount": "0"}, "amount"),
+        ({"amount": "0.00"}, "amount"),
+        ({"amount": 25.001}, "amount"),
         ({"cardNumber": "x"}, "cardNumber"),
     ],
 )

@@ -131,8 +131,8 @@ async def test_body_that_is_not_json_is_400(service):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"amount": "-1"}, ""),
-        ({"amount": "1.001"}, ""),
+        ({"amount": "-1"}, "amount"),
+        ({"amount": "1.001"}, "amount"),
         ({"currency": "XYZ"}, "currency"),
         ({"orderId": None}, "orderId"),
         ({"unexpected": 1}, "unexpected"),
