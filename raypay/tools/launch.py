@@ -104,7 +104,8 @@ def fast_ingress_env() -> dict[str, str]:
 
 def _haproxy_files() -> dict[str, str]:
     """Serve's HAProxy file locations in a new temporary folder, removed at exit."""
-    folder = tempfile.mkdtemp(prefix="raypay-haproxy-")
+    # Short: HAProxy allows 97 bytes for a socket path, and Serve adds a 56-hex node id.
+    folder = tempfile.mkdtemp(prefix="rph")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return {
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": f"{folder}/haproxy.cfg",
