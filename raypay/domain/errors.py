@@ -10,14 +10,18 @@
     │   ├── OrderNotFound             404 order_not_found
     │   ├── ReservationNotFound       404 reservation_not_found
     │   ├── PaymentNotFound           404 payment_not_found
+    │   ├── RefundNotFound            404 refund_not_found
     │   ├── ReservationInactive       409 reservation_inactive
     │   ├── OrderNotPayable           409 order_not_payable
+    │   ├── PaymentNotRefundable      409 payment_not_refundable (only a succeeded payment is)
     │   ├── AmountMismatch            422 amount_mismatch
+    │   ├── RefundExceedsPayment      422 refund_exceeds_payment (more than is left to refund)
     │   ├── IdempotencyKeyReused      422 idempotency_key_reused
     │   ├── PayloadTooLarge           413 payload_too_large
     │   └── UnsupportedMediaType      415 unsupported_media_type
     ├── RateLimited                   429 rate_limited, retriable after Retry-After
     ├── PaymentDeclined               402 card_declined, insufficient_funds, ... (+ the payment)
+    ├── RefundDeclined                402 refund_declined (+ the failed refund)
     └── Unavailable                   503 unavailable, retriable, with Retry-After
         ├── StoreUnavailable          Redis unreachable or too slow
         ├── GatewayUnavailable        gateway timeout or error
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from raypay.domain.model import Payment
+    from raypay.domain.refunds import Refund
 
 
 class RaypayError(Exception):
@@ -114,6 +119,12 @@ class PaymentNotFound(Rejected):
     title = "Payment not found"
 
 
+class RefundNotFound(Rejected):
+    code = "refund_not_found"
+    status = 404
+    title = "Refund not found"
+
+
 class ReservationInactive(Rejected):
     code = "reservation_inactive"
     status = 409
@@ -124,6 +135,18 @@ class OrderNotPayable(Rejected):
     code = "order_not_payable"
     status = 409
     title = "Order cannot be paid in its current state"
+
+
+class PaymentNotRefundable(Rejected):
+    code = "payment_not_refundable"
+    status = 409
+    title = "Only a succeeded payment can be refunded"
+
+
+class RefundExceedsPayment(Rejected):
+    code = "refund_exceeds_payment"
+    status = 422
+    title = "Refunds would exceed what the payment charged"
 
 
 class AmountMismatch(Rejected):
@@ -187,6 +210,20 @@ class PaymentDeclined(RaypayError):
     @property
     def problem_code(self) -> str:
         return self.decline_code
+
+
+class RefundDeclined(RaypayError):
+    """The gateway declined a refund; ``refund`` is the failed refund (its ``errorCode``
+    says why; the problem's code is always ``refund_declined``)."""
+
+    code = "refund_declined"
+    status = 402
+    title = "Refund declined"
+
+    def __init__(self, detail: str = "", refund: Refund | None = None) -> None:
+        super().__init__(detail)
+        self.args = (detail, refund)
+        self.refund = refund
 
 
 class Unavailable(RaypayError):
