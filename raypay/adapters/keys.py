@@ -2,7 +2,11 @@
 
     {p}:order:{orderId}              HASH   customerId, amountMinor, currency, status (upstream)
     {p}:reservation:{id}             HASH   orderId, customerId, status, expiresAt (upstream)
-    {p}:payment:{paymentId}          HASH   the payment's storage record (records.py)
+    {p}:payment:{paymentId}          HASH   the payment's storage record (records.py), and
+                                            amountRefundingMinor: set aside by pending refunds
+    {p}:payment:{paymentId}:refunds  LIST   refundIds, oldest first
+    {p}:refund:{refundId}            HASH   the refund's storage record (records.py)
+    {p}:refunds:pending              ZSET   pending refundIds by createdAt (ms), for the sweep
     {p}:order:{orderId}:payments     LIST   paymentIds, oldest first
     {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
     {p}:order:{orderId}:pending      STRING the pending paymentId
@@ -14,6 +18,9 @@
     {p}:gw:charge:{key}              STRING the simulator's result for a gateway idempotency key
     {p}:gw:charges                   HASH   charge attempts per orderId (simulator)
     {p}:gw:charges:total             STRING charge attempts in all (simulator)
+    {p}:gw:refund:{key}              STRING the simulator's result for a refund idempotency key
+    {p}:gw:refunds                   HASH   refunds made per orderId (simulator)
+    {p}:gw:refunds:total             STRING refunds made in all (simulator)
     {p}:apikey:{sha256}              HASH   role, label, createdAt [, rate, burst]
     {p}:rl:key:{keyId}               HASH   token bucket of an API key (tokens, at)
     {p}:rl:customer:{customerId}     HASH   token bucket of a customer (tokens, at)
@@ -22,7 +29,10 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
 
     redis_store.py  _BEGIN    order:succeeded, order:pending, payment, order:payments, pending
     redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox
-    gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total
+    refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending
+    refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox
+    gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
+                              gw:refund, gw:refunds, gw:refunds:total (refunds)
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call
     outbox.py       ack       MULTI: XACK + XDEL outbox, XADD outbox:delivered
 
@@ -43,6 +53,9 @@ class Keys:
         self.delivered_log = f"{prefix}:outbox:delivered"
         self.charge_counts = f"{prefix}:gw:charges"
         self.charge_total = f"{prefix}:gw:charges:total"
+        self.refunds_pending = f"{prefix}:refunds:pending"
+        self.refund_counts = f"{prefix}:gw:refunds"
+        self.refund_total = f"{prefix}:gw:refunds:total"
 
     def order(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}"
@@ -52,6 +65,15 @@ class Keys:
 
     def payment(self, payment_id: str) -> str:
         return f"{self.prefix}:payment:{payment_id}"
+
+    def payment_refunds(self, payment_id: str) -> str:
+        return f"{self.prefix}:payment:{payment_id}:refunds"
+
+    def refund(self, refund_id: str) -> str:
+        return f"{self.prefix}:refund:{refund_id}"
+
+    def gateway_refund(self, idempotency_key: str) -> str:
+        return f"{self.prefix}:gw:refund:{idempotency_key}"
 
     def order_payments(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}:payments"

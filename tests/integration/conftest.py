@@ -52,7 +52,7 @@ class FaultStack:
     def create_topics(self) -> None:
         # The embedded broker keeps topics in memory: a restart needs them made again.
         settings = self.service.settings
-        create_topics(self.broker.url, [settings.topic_succeeded, settings.topic_failed])
+        create_topics(self.broker.url, settings.topics())
 
     def stop_broker(self) -> None:
         if self.broker is not None:
@@ -94,7 +94,7 @@ async def faults(
         gateway_timeout_s=2.0,
         shard_timeout_s=5.0,
     )
-    create_topics(stack.broker.url, [settings.topic_succeeded, settings.topic_failed])
+    create_topics(stack.broker.url, settings.topics())
     serve.run(PaymentIngress.bind(stack.args, settings), name="raypay-faults", route_prefix=ROUTE)
     stack.service = Service(
         service.base_url + ROUTE,
