@@ -32,7 +32,16 @@ from deployments.models import (
     payment_body,
 )
 from deployments.recorder import OutcomeRecorder
-from deployments.security import PRINCIPAL, Admin, Admission, AdmissionConfig, Checkout
+from deployments.refund_routes import RefundDesk
+from deployments.refund_routes import router as refund_router
+from deployments.security import (
+    PRINCIPAL,
+    Admin,
+    Admission,
+    AdmissionConfig,
+    Checkout,
+    PaymentReader,
+)
 from raypay import bootstrap
 from raypay.adapters import seeding
 from raypay.adapters.gateway_sim import SimulatorConfig
@@ -79,6 +88,7 @@ api = FastAPI(
     summary="Payments for ticketing checkouts, on Ray Serve, Redis and Kafka.",
 )
 problems.install(api)
+api.include_router(refund_router)  # refunds: deployments/refund_routes.py
 api.add_middleware(Admission)  # 413, 401, 415 before any route (deployments/security.py)
 
 
@@ -137,6 +147,9 @@ class PaymentIngress:
         keyring = bootstrap.keyring(settings, self.redis)
         api.state.admission = AdmissionConfig(keyring, settings.max_body_bytes)
         api.state.recorder = self.recorder  # refusals before the route (problems.refusal)
+        api.state.refunds = RefundDesk(
+            stores.payments, stores.refunds, self.limiter, self.topology.shards, self._await_actor
+        )
 
     async def _await_actor(self, ref: Any) -> Any:
         try:
@@ -192,7 +205,7 @@ class PaymentIngress:
     async def get_payment(
         self,
         payment_id: Annotated[str, Path(pattern=ID_PATTERN)],
-        principal: Checkout,
+        principal: PaymentReader,
         customer_id: CustomerFilter = None,
     ) -> dict[str, Any]:
         """A payment by its id (unguessable); with ``customerId``, only if it is theirs."""

@@ -118,8 +118,10 @@ class AdmissionConfig:
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rpk_…`")
 
 
-def require(role: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller's Principal, which must hold ``role`` (403 otherwise)."""
+def require(role: Role, *others: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller's Principal, which must hold ``role`` or one of ``others``
+    (403 otherwise)."""
+    roles = (role, *others)
 
     async def principal(
         request: Request,
@@ -128,12 +130,16 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         found = request.scope.get(PRINCIPAL)
         if found is None:  # Admission lets no anonymous call through; never assume it
             raise Unauthorized("send Authorization: Bearer <API key>")
-        if not found.may(role):
-            raise Forbidden(f"a {found.role} key may not do this; it needs the {role} role")
+        if not any(found.may(needed) for needed in roles):
+            needs = " or ".join(roles)
+            raise Forbidden(f"a {found.role} key may not do this; it needs the {needs} role")
         return found
 
     return principal
 
 
 Checkout = Annotated[Principal, Depends(require(Role.CHECKOUT))]
+Refunds = Annotated[Principal, Depends(require(Role.REFUNDS))]
+# A payment by its id: the checkout that made it, or the back office about to refund it.
+PaymentReader = Annotated[Principal, Depends(require(Role.CHECKOUT, Role.REFUNDS))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -3,7 +3,7 @@
     raypay up                 start Redis, broker, Ray and the Serve app; Ctrl-C stops all
     raypay where [--json]     URLs of the running stack (exit 1 if none runs)
     raypay seed [options]     write orders / reservations into the stack's Redis
-    raypay keys create --role checkout|admin [--label L] [--rate R --burst B]
+    raypay keys create --role checkout|refunds|admin [--label L] [--rate R --burst B]
                               a new API key: printed once, only its hash is stored
     raypay keys revoke ID     delete a key (its id, hash, or the key); 401 within ~1 s
     raypay keys list          ids, roles and labels of the stored keys
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="create, revoke and list API keys (in Redis)")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="a new key, printed once")
-    create.add_argument("--role", required=True, choices=["checkout", "admin"])
+    create.add_argument("--role", required=True, choices=["checkout", "refunds", "admin"])
     create.add_argument("--label", default="", help="a note on whose key it is")
     create.add_argument("--rate", type=float, help="requests/s for this key (default: setting)")
     create.add_argument("--burst", type=int, help="burst of --rate (default: one second's)")
