@@ -24,9 +24,10 @@ from raypay.domain.errors import RaypayError, Unavailable
 from raypay.domain.idempotency import pay_once, refund_once
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.outcomes import Outcome
+from raypay.domain.refunding import settle_pending_refund
 from raypay.domain.refunds import Refund, RefundRequest, RefundStatus
 from raypay.domain.sharding import shard_for
-from raypay.domain.workflow import settle_pending, settle_pending_refund
+from raypay.domain.workflow import settle_pending
 
 log = logging.getLogger("raypay.shard")
 

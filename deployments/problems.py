@@ -24,6 +24,7 @@ from raypay.domain.errors import (
     RawCardNumber,
     RaypayError,
     RefundDeclined,
+    ReservationExpiredDuringPayment,
     problem_code,
 )
 from raypay.domain.outcomes import Outcome
@@ -46,11 +47,12 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> di
 
 
 def problem_body(error: RaypayError) -> dict[str, Any]:
-    """The problem for an error; a decline carries its failed payment or refund."""
+    """The problem for an error; a decline carries its failed payment or refund, a hold
+    lost during the payment both the payment and its refund."""
     body = problem(error.status, problem_code(error), error.title, error.detail, **error.extra)
-    if isinstance(error, PaymentDeclined) and error.payment is not None:
+    if isinstance(error, PaymentDeclined | ReservationExpiredDuringPayment) and error.payment:
         body["payment"] = payment_body(error.payment)
-    if isinstance(error, RefundDeclined) and error.refund is not None:
+    if isinstance(error, RefundDeclined | ReservationExpiredDuringPayment) and error.refund:
         body["refund"] = refund_body(error.refund)
     return body
 

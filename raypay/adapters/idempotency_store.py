@@ -10,7 +10,12 @@ import redis.asyncio as aioredis
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import from_record, refund_from_record, refund_record, to_record
 from raypay.adapters.redis_client import translated
-from raypay.domain.errors import PaymentDeclined, RefundDeclined, error_classes
+from raypay.domain.errors import (
+    PaymentDeclined,
+    RefundDeclined,
+    ReservationExpiredDuringPayment,
+    error_classes,
+)
 from raypay.domain.model import Payment
 from raypay.domain.money import Money
 from raypay.domain.outcomes import Outcome
@@ -77,6 +82,8 @@ def stored_error(
         return kind(error["detail"], payment, decline_code=error["declineCode"] or "")
     if issubclass(kind, RefundDeclined):
         return kind(error["detail"], refund)
+    if issubclass(kind, ReservationExpiredDuringPayment):
+        return kind(error["detail"], payment, refund)
     return kind(error["detail"], error["extra"] or None)
 
 

@@ -29,7 +29,8 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
 
     redis_store.py  _BEGIN    order:succeeded, order:pending, payment, order:payments, pending
     redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox
-    refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending
+    refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending,
+                              order:succeeded (released when the seat hold was lost)
     refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox
     gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
                               gw:refund, gw:refunds, gw:refunds:total (refunds)

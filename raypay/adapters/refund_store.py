@@ -28,8 +28,9 @@ from raypay.domain.money import Money
 from raypay.domain.ports import RefundBegun
 from raypay.domain.refunds import Refund, RefundStatus
 
-# KEYS: payment, refund, payment:refunds, refunds:pending.
-# ARGV: refundId, amountMinor, createdAt (ms), the refund's fields...
+# KEYS: payment, refund, payment:refunds, refunds:pending, order:succeeded.
+# ARGV: refundId, amountMinor, createdAt (ms), release ('1': the payment stops being the
+# order's succeeded payment), paymentId, the refund's fields...
 _BEGIN = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists'} end
 local p = redis.call('HMGET', KEYS[1], 'status', 'amountMinor', 'amountRefundedMinor',
@@ -39,9 +40,10 @@ if p[1] ~= 'succeeded' then return {'not_succeeded', p[1]} end
 local left = tonumber(p[2]) - tonumber(p[3] or '0') - tonumber(p[4] or '0')
 if tonumber(ARGV[2]) > left then return {'exceeds', tostring(left)} end
 redis.call('HINCRBY', KEYS[1], 'amountRefundingMinor', ARGV[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
 redis.call('RPUSH', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+if ARGV[4] == '1' and redis.call('GET', KEYS[5]) == ARGV[5] then redis.call('DEL', KEYS[5]) end
 return {'created'}
 """
 
@@ -74,7 +76,7 @@ class RedisRefunds:
             fields = await self.redis.hgetall(self.keys.refund(refund_id))
         return refund_from_record(fields) if fields else None
 
-    async def begin(self, refund: Refund) -> RefundBegun:
+    async def begin(self, refund: Refund, release_order: bool = False) -> RefundBegun:
         keys = self.keys
         async with translated():
             reply = await self._begin(
@@ -83,11 +85,14 @@ class RedisRefunds:
                     keys.refund(refund.refund_id),
                     keys.payment_refunds(refund.payment_id),
                     keys.refunds_pending,
+                    keys.succeeded(refund.order_id),
                 ],
                 args=[
                     refund.refund_id,
                     refund.amount.minor,
                     int(refund.created_at.timestamp() * 1000),
+                    "1" if release_order else "0",
+                    refund.payment_id,
                     *flat(refund_record(refund)),
                 ],
             )

@@ -14,6 +14,8 @@
     │   ├── ReservationInactive       409 reservation_inactive
     │   ├── OrderNotPayable           409 order_not_payable
     │   ├── PaymentNotRefundable      409 payment_not_refundable (only a succeeded payment is)
+    │   ├── ReservationExpiredDuringPayment  409 reservation_expired_during_payment
+    │   │                             (+ the payment and the refund that paid it back)
     │   ├── AmountMismatch            422 amount_mismatch
     │   ├── RefundExceedsPayment      422 refund_exceeds_payment (more than is left to refund)
     │   ├── IdempotencyKeyReused      422 idempotency_key_reused
@@ -147,6 +149,22 @@ class RefundExceedsPayment(Rejected):
     code = "refund_exceeds_payment"
     status = 422
     title = "Refunds would exceed what the payment charged"
+
+
+class ReservationExpiredDuringPayment(Rejected):
+    """The seat hold expired (or was released) while the card was charged: the payment
+    succeeded and was refunded at once. ``payment`` and ``refund`` are both."""
+
+    code = "reservation_expired_during_payment"
+    status = 409
+    title = "The reservation expired while the payment was made; it was refunded"
+
+    def __init__(
+        self, detail: str = "", payment: Payment | None = None, refund: Refund | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.args = (detail, payment, refund)
+        self.payment, self.refund = payment, refund
 
 
 class AmountMismatch(Rejected):

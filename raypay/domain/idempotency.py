@@ -19,8 +19,9 @@ from typing import Protocol
 from raypay.domain.errors import IdempotencyKeyReused, PaymentDeclined, RefundDeclined, Rejected
 from raypay.domain.model import PaymentRequest
 from raypay.domain.outcomes import Outcome, refused
+from raypay.domain.refunding import refund
 from raypay.domain.refunds import RefundRequest, refund_id_for
-from raypay.domain.workflow import Deps, pay, refund
+from raypay.domain.workflow import Deps, pay
 
 
 class IdempotencyStore(Protocol):

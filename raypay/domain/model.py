@@ -184,6 +184,15 @@ def check_reservation(
     return reservation
 
 
+def hold_lost(reservation: Reservation | None, now: datetime) -> bool:
+    """The seat hold is gone: released, expired (by status or by time), or no longer there."""
+    return (
+        reservation is None
+        or reservation.status != ReservationStatus.ACTIVE
+        or reservation.expires_at <= now
+    )
+
+
 def check_amount_cap(
     amount: Money, max_amount: Decimal, by_currency: Mapping[str, Decimal] | None = None
 ) -> None:

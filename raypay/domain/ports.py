@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -63,8 +65,11 @@ class RefundBegun:
 
 
 class RefundStore(Protocol):
-    async def begin(self, refund: Refund) -> RefundBegun:
+    async def begin(self, refund: Refund, release_order: bool = False) -> RefundBegun:
         """Atomically record ``refund`` as pending and set its amount aside on its payment.
+
+        ``release_order``: in the same step the payment stops being its order's succeeded
+        payment, so the order can be paid again (a payment whose seat hold was lost).
 
         Raises PaymentNotRefundable unless the payment succeeded, and RefundExceedsPayment
         if the amount is more than is left (charged, less refunded, less set aside): the
@@ -149,3 +154,20 @@ class Gateway(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass
+class Deps:
+    """Every port the payment and refund workflows talk to."""
+
+    orders: OrderStore
+    reservations: ReservationStore
+    payments: PaymentStore
+    refunds: RefundStore
+    gateway: Gateway
+    clock: Clock
+    ids: Callable[[str], str] = field(default=new_id)

@@ -1,22 +1,18 @@
-"""The payment story and the refund story, step by step, against small ports
-(DESIGN.md, "The request path").
+"""The payment story, step by step, against small ports (DESIGN.md, "The request path").
 
-A newcomer reads ``pay`` and ``refund`` top to bottom and knows the whole workflow.
-Both run inside the PaymentActor shard that owns the order, under that order's lock;
-the atomic ``PaymentStore.begin`` and ``RefundStore.begin`` make them safe even if two
-shards ever ran them at once.
+A newcomer reads ``pay`` top to bottom and knows the whole workflow (the refund story,
+``refund``, is told beside it in refunding.py). It runs inside the PaymentActor shard
+that owns the order, under that order's lock; the atomic ``PaymentStore.begin`` makes it
+safe even if two shards ever ran it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from raypay.domain.errors import PaymentDeclined, PaymentNotFound, RefundDeclined, Unavailable
-from raypay.domain.events import event_for, refund_event_for
+from raypay.domain.errors import PaymentDeclined, Unavailable
+from raypay.domain.events import event_for
 from raypay.domain.model import (
     Payment,
     PaymentRequest,
@@ -24,47 +20,17 @@ from raypay.domain.model import (
     Reservation,
     check_order,
     check_reservation,
+    hold_lost,
 )
 from raypay.domain.outcomes import Outcome
-from raypay.domain.ports import (
-    ChargeRequest,
-    ChargeResult,
-    Clock,
-    Gateway,
-    OrderStore,
-    PaymentStore,
-    RefundCharge,
-    RefundResult,
-    RefundStore,
-    ReservationStore,
-)
-from raypay.domain.refunds import (
-    Refund,
-    RefundRequest,
-    RefundStatus,
-    check_same_refund,
-    refund_amount,
-    with_refund,
-)
+from raypay.domain.ports import ChargeRequest, ChargeResult, Deps, new_id
+from raypay.domain.refunding import refund_lost_hold
+
+__all__ = ["Deps", "charge_and_settle", "new_id", "pay", "settle", "settle_pending"]
 
 log = logging.getLogger("raypay.domain.workflow")
 # How many earlier attempts one request settles before it gives up with a 503.
 MAX_PREDECESSORS = 3
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
-@dataclass
-class Deps:
-    orders: OrderStore
-    reservations: ReservationStore
-    payments: PaymentStore
-    refunds: RefundStore
-    gateway: Gateway
-    clock: Clock
-    ids: Callable[[str], str] = field(default=new_id)
 
 
 async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
@@ -100,7 +66,7 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
         if found.status is PaymentStatus.PENDING:
             # A predecessor (a crashed shard, a timed-out gateway call) left this
             # pending: settle it through the gateway's idempotency key first.
-            settled = await charge_and_settle(found, deps, request.request_id)
+            settled = await _charge_for_held_seats(found, deps, request.request_id)
             if settled.status is PaymentStatus.SUCCEEDED:
                 # Not a replay: the client that retried never saw this payment before.
                 return Outcome(settled, replayed=False)
@@ -109,8 +75,9 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
     if not begun.created:
         raise Unavailable(f"order {request.order_id} is being paid elsewhere; retry")
 
-    # 5 and 6. Charge through the gateway, record the outcome and queue the event.
-    settled = await charge_and_settle(begun.payment, deps, request.request_id)
+    # 5-7. Charge through the gateway, record the outcome and queue the event, and keep
+    # no money for seats the buyer no longer holds (see _charge_for_held_seats).
+    settled = await _charge_for_held_seats(begun.payment, deps, request.request_id)
     if settled.status is PaymentStatus.FAILED:
         raise PaymentDeclined(
             settled.error_message or "declined",
@@ -126,19 +93,37 @@ async def _reservation(request: PaymentRequest, deps: Deps) -> Reservation | Non
     return await deps.reservations.get(request.reservation_id)
 
 
+async def _charge_for_held_seats(
+    payment: Payment, deps: Deps, request_id: str | None = None
+) -> Payment:
+    """Steps 5 and 6 (charge, then record the outcome with its event), then 7: if the
+    seat hold expired or was released while the card was charged, the buyer no longer
+    holds the seats, so the payment is refunded at once and releases its order
+    (ReservationExpiredDuringPayment, 409, with both). The hold is read again beside the
+    record (one round trip with a pipelining client), only after an approval."""
+    result = await deps.gateway.charge(_charge_request(payment, request_id))
+    if not result.approved or payment.reservation_id is None:
+        return await settle(payment, result, deps, request_id)
+    settled, hold = await asyncio.gather(
+        settle(payment, result, deps, request_id),
+        deps.reservations.get(payment.reservation_id),
+    )
+    if settled.status is PaymentStatus.SUCCEEDED and hold_lost(hold, deps.clock.now()):
+        await refund_lost_hold(settled, deps, request_id)  # raises
+    return settled
+
+
+def _charge_request(payment: Payment, request_id: str | None) -> ChargeRequest:
+    return ChargeRequest(
+        payment.payment_id, payment.amount, payment.payment_method, payment.order_id, request_id
+    )
+
+
 async def charge_and_settle(payment: Payment, deps: Deps, request_id: str | None = None) -> Payment:
     """Steps 5 and 6: charge with the paymentId as idempotency key, then record the
     outcome and its event in one atomic store step. GatewayUnavailable leaves the
     payment pending, to be settled by the retry or the sweep."""
-    result = await deps.gateway.charge(
-        ChargeRequest(
-            payment.payment_id,
-            payment.amount,
-            payment.payment_method,
-            payment.order_id,
-            request_id,
-        )
-    )
+    result = await deps.gateway.charge(_charge_request(payment, request_id))
     return await settle(payment, result, deps, request_id)
 
 
@@ -181,107 +166,3 @@ async def settle_pending(payment: Payment, deps: Deps) -> Payment:
     can be paid again and a late charge with that key cannot happen.
     """
     return await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
-
-
-async def refund(request: RefundRequest, deps: Deps, refund_id: str | None = None) -> Outcome:
-    """Refund (part of) a succeeded payment. Returns the succeeded refund with the payment
-    as it left it; raises a RaypayError otherwise (RefundDeclined carries the failed one).
-
-    ``refund_id``: set when the request has an Idempotency-Key (derived from it), so the
-    retry of a refund that ended in a 503 finds that refund and never pays back twice.
-    """
-    # 1. The payment and its refunds so far (one round trip with a pipelining client).
-    payment, refunds = await asyncio.gather(
-        deps.payments.get(request.payment_id), deps.refunds.list_for_payment(request.payment_id)
-    )
-    if payment is None:
-        raise PaymentNotFound(f"payment {request.payment_id} not found")
-    refund_id = refund_id or deps.ids("re")
-
-    # 2. This very refund again (the retry of a 503): settle it if still pending, answer it.
-    if (earlier := next((r for r in refunds if r.refund_id == refund_id), None)) is not None:
-        check_same_refund(earlier, request)
-        return await _refund_answer(earlier, payment, deps, request.request_id)
-
-    # 3. Refunds a predecessor left pending (a crashed shard, a silent gateway) are settled
-    # first, through the gateway's idempotency key, so what is left to refund is known.
-    settled_before = []
-    for earlier in refunds:
-        if earlier.status is RefundStatus.PENDING:
-            earlier = await refund_and_settle(earlier, payment, deps, request.request_id)
-            payment = with_refund(payment, earlier)
-        settled_before.append(earlier)
-
-    # 4. The amount: what was asked, or all that is left; never more than is left.
-    amount = refund_amount(payment, settled_before, request.amount)
-
-    # 5. A pending refund; the store sets its amount aside on the payment in the same
-    # atomic step, so refunds never sum above the charge, even from two shards at once.
-    begun = await deps.refunds.begin(
-        Refund.start(request, payment, refund_id, amount, deps.clock.now())
-    )
-
-    # 6. Refund through the gateway (the refundId is its idempotency key), then record
-    # the outcome and queue its event in one atomic store step.
-    return await _refund_answer(begun.refund, payment, deps, request.request_id)
-
-
-async def _refund_answer(
-    refund: Refund, payment: Payment, deps: Deps, request_id: str | None
-) -> Outcome:
-    if refund.status is RefundStatus.PENDING:
-        refund = await refund_and_settle(refund, payment, deps, request_id)
-        payment = with_refund(payment, refund)
-    if refund.status is RefundStatus.FAILED:
-        raise RefundDeclined(refund.error_message or "The refund was declined", refund)
-    return Outcome(payment, refund=refund)
-
-
-async def refund_and_settle(
-    refund: Refund, payment: Payment, deps: Deps, request_id: str | None = None
-) -> Refund:
-    """Refund through the gateway with the refundId as idempotency key, then record the
-    outcome and its event atomically. GatewayUnavailable leaves the refund pending (its
-    amount set aside), for the retry or the sweep, which ask the gateway again."""
-    result = await deps.gateway.refund(
-        RefundCharge(
-            refund.refund_id,
-            payment.payment_id,
-            payment.transaction_id or "",
-            refund.amount,
-            payment.payment_method,
-            payment.order_id,
-            request_id,
-        )
-    )
-    return await settle_refund(refund, payment, result, deps, request_id)
-
-
-async def settle_refund(
-    refund: Refund,
-    payment: Payment,
-    result: RefundResult,
-    deps: Deps,
-    request_id: str | None = None,
-) -> Refund:
-    """Record a gateway result for a pending refund of ``payment``, with its event."""
-    now = deps.clock.now()
-    if result.succeeded:
-        settled = refund.succeed(result.gateway_refund_id or "", now)
-    else:
-        settled = refund.fail(
-            result.decline_code or "refund_declined",
-            result.message or "The refund was declined",
-            now,
-        )
-    event = refund_event_for(settled, payment, deps.ids("evt"), now, request_id)
-    return await deps.refunds.settle(settled, event)
-
-
-async def settle_pending_refund(refund: Refund, deps: Deps) -> Refund:
-    """The sweep's step for a refund its shard left pending: the refund is owed, so the
-    gateway is asked again with the same key (it refunds once, or gives the first result)."""
-    payment = await deps.payments.get(refund.payment_id)
-    if payment is None:
-        raise PaymentNotFound(f"payment {refund.payment_id} of refund {refund.refund_id} is gone")
-    return await refund_and_settle(refund, payment, deps)

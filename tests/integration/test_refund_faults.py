@@ -10,6 +10,8 @@ import pytest
 import ray
 from raystack import after_a_later_event, consuming, eventually
 
+from raypay.adapters.keys import Keys
+
 pytestmark = pytest.mark.integration
 
 
@@ -46,11 +48,13 @@ async def test_shard_killed_mid_refund_then_retry_with_its_key_refunds_once(faul
     payment = await paid(service)
     key = {"Idempotency-Key": uuid.uuid4().hex}
     in_flight = asyncio.ensure_future(service.refund(payment["paymentId"], headers=key))
-    await eventually(
-        lambda: refunds_of(service, payment["paymentId"]),
-        lambda found: [r["status"] for r in found] == ["pending"],
-        within=5,
-    )
+    # Until the refund is pending in Redis (its 300 ms gateway call in flight), read every
+    # 5 ms: over HTTP, a busy machine can miss the window.
+    begun = Keys(service.settings.key_prefix).payment_refunds(payment["paymentId"])
+    deadline = asyncio.get_running_loop().time() + 5
+    while not service.redis.llen(begun):
+        assert asyncio.get_running_loop().time() < deadline, "the refund never was pending"
+        await asyncio.sleep(0.005)
 
     ray.kill(faults.shard_of(payment["orderId"]), no_restart=False)
 

@@ -55,13 +55,14 @@ class FakePayments:
     def __init__(self) -> None:
         self.payments: dict[str, Payment] = {}
         self.by_order: dict[str, list[str]] = defaultdict(list)
-        self.outbox: list[PaymentEvent] = []
+        self.outbox: list[PaymentEvent | RefundEvent] = []
+        self.released: set[str] = set()  # succeeded payments that no longer count for their order
 
     def _current(self, order_id: str) -> Payment | None:
-        """The order's succeeded payment, else its pending one."""
+        """The order's succeeded payment (unless released), else its pending one."""
         for wanted in (PaymentStatus.SUCCEEDED, PaymentStatus.PENDING):
             for payment_id in self.by_order[order_id]:
-                if self.payments[payment_id].status is wanted:
+                if self.payments[payment_id].status is wanted and payment_id not in self.released:
                     return self.payments[payment_id]
         return None
 
@@ -107,7 +108,7 @@ class FakeRefunds:
             if self.refunds[refund_id].status is not RefundStatus.FAILED
         )
 
-    async def begin(self, refund: Refund) -> RefundBegun:
+    async def begin(self, refund: Refund, release_order: bool = False) -> RefundBegun:
         if (existing := self.refunds.get(refund.refund_id)) is not None:
             return RefundBegun(existing, created=False)
         payment = self.payments.payments[refund.payment_id]
@@ -117,6 +118,8 @@ class FakeRefunds:
             raise RefundExceedsPayment("more than is left")
         self.refunds[refund.refund_id] = refund
         self.by_payment[refund.payment_id].append(refund.refund_id)
+        if release_order:
+            self.payments.released.add(refund.payment_id)
         return RefundBegun(refund, created=True)
 
     async def settle(self, refund: Refund, event: RefundEvent) -> Refund:

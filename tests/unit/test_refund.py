@@ -21,6 +21,7 @@ from raypay.domain.events import EventType
 from raypay.domain.idempotency import pay_once, refund_once
 from raypay.domain.model import PaymentStatus
 from raypay.domain.money import Money
+from raypay.domain.refunding import refund, settle_pending_refund
 from raypay.domain.refunds import (
     Refund,
     RefundReason,
@@ -28,7 +29,7 @@ from raypay.domain.refunds import (
     RefundStatus,
     refund_id_for,
 )
-from raypay.domain.workflow import pay, refund, settle_pending_refund
+from raypay.domain.workflow import pay
 
 from .fakes import NOW, FakeWorld, a_checkout, a_request
 

@@ -187,3 +187,10 @@ async def test_pending_refunds_older_than_a_cutoff_oldest_first(payments, refund
     found = await refunds.pending_older_than(NOW + timedelta(minutes=1))
 
     assert [r.refund_id for r in found] == ["re_older"]
+
+
+@pytest.mark.parametrize("release", [True, False])
+async def test_a_refund_releases_its_order_only_when_told(payments, refunds, release):
+    paid = await a_paid_payment(payments)
+    await refunds.begin(a_refund(paid, "re_1", 4000), release_order=release)
+    assert (await payments.succeeded_for("ord_1") is None) is release

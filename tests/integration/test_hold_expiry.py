@@ -1,0 +1,71 @@
+"""The seat hold that expires during a slow simulated charge (the fault stack's gateway
+takes 300 ms): raypay records the payment, refunds it at once and answers 409
+reservation_expired_during_payment with both; both events reach the broker; the order
+can be paid again once it holds seats again."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from raystack import assert_problem, consuming
+
+from raypay.adapters.keys import Keys
+from raypay.adapters.records import iso_utc
+
+pytestmark = pytest.mark.integration
+
+
+async def pending(service, order_id: str) -> None:
+    """Until the order's payment is pending in Redis: its 300 ms charge is then in flight.
+    Read straight from Redis, every 5 ms: over HTTP, a busy machine can miss the window."""
+    key = Keys(service.settings.key_prefix).pending(order_id)
+    deadline = asyncio.get_running_loop().time() + 5
+    while not service.redis.exists(key):
+        assert asyncio.get_running_loop().time() < deadline, "the payment never was pending"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("how", ["expires", "released"])
+async def test_a_hold_lost_during_the_charge_is_refunded_and_frees_the_order(faults, how):
+    service = faults.service
+    order = service.seed(reservation=True, reservation_ttl_s=600)
+    hold = Keys(service.settings.key_prefix).reservation(order["reservationId"])
+    in_flight = asyncio.ensure_future(service.pay(order))
+    await pending(service, order["orderId"])
+
+    # The hold runs out (its expiry moved to now) or is released while the card is charged.
+    if how == "expires":
+        service.redis.hset(hold, "expiresAt", iso_utc(datetime.now(UTC)))
+    else:
+        service.redis.hset(hold, "status", "released")
+
+    body = assert_problem(await in_flight, 409, "reservation_expired_during_payment")
+    payment, refund = body["payment"], body["refund"]
+    assert (payment["status"], payment["amountRefunded"], payment["refunded"]) == (
+        "succeeded", order["amount"], True,
+    )  # fmt: skip
+    assert (refund["paymentId"], refund["reason"], refund["status"], refund["amount"]) == (
+        payment["paymentId"], "reservation_expired", "succeeded", order["amount"],
+    )  # fmt: skip
+    assert (service.charges(order["orderId"]), service.refunds_made(order["orderId"])) == (1, 1)
+
+    async with consuming(faults.broker.url, service.settings.topics()) as log:
+        found = await log.wait_for(order["orderId"], 2)
+        kinds = sorted(m["value"]["eventType"] for m in found)
+        assert kinds == ["payment-succeeded", "refund-succeeded"]
+
+    # The order was released: with the lost hold it is refused, with a fresh one it pays.
+    assert_problem(await service.pay(order), 409, "reservation_inactive")
+    service.redis.hset(
+        hold,
+        mapping={
+            "status": "active",
+            "expiresAt": iso_utc(datetime.now(UTC) + timedelta(minutes=10)),
+        },
+    )
+    again = await service.pay(order)
+    assert again.status_code == 201, again.text
+    assert again.json()["paymentId"] != payment["paymentId"]
+    assert service.charges(order["orderId"]) == 2
