@@ -20,12 +20,13 @@ from actors.metrics import ShardMetrics, tick_forever
 from raypay import bootstrap
 from raypay.adapters.batching import TicketBox
 from raypay.bootstrap import ShardConfig
+from raypay.domain.batches import refund_order
 from raypay.domain.errors import RaypayError, Unavailable
 from raypay.domain.idempotency import pay_once, refund_once
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.outcomes import Outcome
 from raypay.domain.refunding import settle_pending_refund
-from raypay.domain.refunds import Refund, RefundRequest, RefundStatus
+from raypay.domain.refunds import Refund, RefundReason, RefundRequest, RefundStatus
 from raypay.domain.sharding import shard_for
 from raypay.domain.workflow import settle_pending
 
@@ -109,6 +110,23 @@ class PaymentActor:
         try:
             async with lock:
                 return await refund_once(request, self.deps, self.idempotency, idempotency_key)
+        finally:
+            self.in_flight -= 1
+            self.orders.leave(order_id)
+
+    async def refund_order(
+        self, order_id: str, reason: RefundReason, metadata: dict[str, str], idempotency_key: str
+    ) -> Outcome:
+        """A refund batch's step: refund all that is left of the order's succeeded payment,
+        under the order's lock. ``idempotency_key`` names the batch and the order, so a
+        resumed batch gets the same refund back."""
+        lock = self.orders.enter(order_id)
+        self.in_flight += 1
+        try:
+            async with lock:
+                return await refund_order(
+                    order_id, reason, metadata, self.deps, self.idempotency, idempotency_key
+                )
         finally:
             self.in_flight -= 1
             self.orders.leave(order_id)

@@ -21,6 +21,8 @@ from actors.batching import BatchedMethod
 from actors.metrics import IngressMetrics
 from actors.topology import Topology, ensure_actors
 from deployments import problems
+from deployments.batch_routes import BATCHES_PATH
+from deployments.batch_routes import router as batch_router
 from deployments.models import (
     ID_PATTERN,
     AdminOrdersBody,
@@ -89,6 +91,7 @@ api = FastAPI(
 )
 problems.install(api)
 api.include_router(refund_router)  # refunds: deployments/refund_routes.py
+api.include_router(batch_router)  # refund batches: deployments/batch_routes.py
 api.add_middleware(Admission)  # 413, 401, 415 before any route (deployments/security.py)
 
 
@@ -145,10 +148,18 @@ class PaymentIngress:
         self.payments, self.orders = stores.payments, stores.orders
         self.limiter = bootstrap.rate_limiter(settings, self.redis)
         keyring = bootstrap.keyring(settings, self.redis)
-        api.state.admission = AdmissionConfig(keyring, settings.max_body_bytes)
+        api.state.admission = AdmissionConfig(
+            keyring, settings.max_body_bytes, {BATCHES_PATH: settings.max_batch_body_bytes}
+        )
         api.state.recorder = self.recorder  # refusals before the route (problems.refusal)
         api.state.refunds = RefundDesk(
-            stores.payments, stores.refunds, self.limiter, self.topology.shards, self._await_actor
+            stores.payments,
+            stores.refunds,
+            bootstrap.batch_store(settings, self.redis),
+            self.limiter,
+            self.topology.shards,
+            self.topology.batches,
+            self._await_actor,
         )
 
     async def _await_actor(self, ref: Any) -> Any:

@@ -202,6 +202,18 @@ METADATA_KEY = r"^[A-Za-z0-9_.:-]{1,40}$"
 MAX_METADATA = 20
 
 
+def check_metadata(value: dict[str, str]) -> dict[str, str]:
+    """Short string pairs, never a card number (a validator of the bodies that take it)."""
+    for key, text in value.items():
+        if not re.fullmatch(METADATA_KEY, key):
+            raise ValueError("metadata keys: 1-40 of letters, digits and _ . : -")
+        if len(text) > 500:
+            raise ValueError("metadata values: at most 500 characters")
+        if looks_like_card_number(text):
+            raise PydanticCustomError(RAW_CARD_NUMBER, "metadata must not hold a card number")
+    return value
+
+
 class RefundBody(BaseModel):
     """POST /v1/payments/{paymentId}/refunds body."""
 
@@ -239,14 +251,7 @@ class RefundBody(BaseModel):
     @field_validator("metadata")
     @classmethod
     def short_pairs(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, text in value.items():
-            if not re.fullmatch(METADATA_KEY, key):
-                raise ValueError("metadata keys: 1-40 of letters, digits and _ . : -")
-            if len(text) > 500:
-                raise ValueError("metadata values: at most 500 characters")
-            if looks_like_card_number(text):
-                raise PydanticCustomError(RAW_CARD_NUMBER, "metadata must not hold a card number")
-        return value
+        return check_metadata(value)
 
     def to_domain(self, payment_id: str, request_id: str | None = None) -> RefundRequest:
         return RefundRequest(payment_id, self.reason, self.amount, self.metadata, request_id)

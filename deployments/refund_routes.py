@@ -25,6 +25,7 @@ from deployments.models import (
     refund_body,
 )
 from deployments.security import Refunds
+from raypay.adapters.batch_store import RedisBatches
 from raypay.adapters.rate_limiter import RateLimiter
 from raypay.adapters.redis_store import RedisPayments
 from raypay.adapters.refund_store import RedisRefunds
@@ -49,18 +50,21 @@ PaymentId = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
 class RefundDesk:
-    """The stores and shards the refund routes use, built by the ingress."""
+    """The stores and actors the refund and batch routes use, built by the ingress."""
 
     def __init__(
         self,
         payments: RedisPayments,
         refunds: RedisRefunds,
+        batches: RedisBatches,
         limiter: RateLimiter,
         shards: list[ray.actor.ActorHandle],
+        runner: ray.actor.ActorHandle,
         await_actor: Callable[[Any], Awaitable[Any]],
     ) -> None:
-        self.payments, self.refunds, self.limiter = payments, refunds, limiter
-        self.shards, self.await_actor = shards, await_actor
+        self.payments, self.refunds, self.batches = payments, refunds, batches
+        self.limiter, self.shards, self.runner = limiter, shards, runner
+        self.await_actor = await_actor
 
     async def refund(self, request: RefundRequest, key: str | None) -> Outcome:
         """Refund through the shard that owns the payment's order (its record names it)."""

@@ -63,9 +63,10 @@ class Admission:
         config: AdmissionConfig = scope["app"].state.admission
         headers = {name: value for name, value in scope["headers"]}
         has_body = scope["method"] in BODY_METHODS
+        limit = config.limit_for(problems.route_path(scope))
         length = headers.get(b"content-length", b"").decode("latin-1")
-        if has_body and length and (not length.isdigit() or int(length) > config.max_body_bytes):
-            raise PayloadTooLarge(f"body is larger than {config.max_body_bytes} bytes")
+        if has_body and length and (not length.isdigit() or int(length) > limit):
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
 
         token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
         principal = await config.keyring.principal(token) if token else None
@@ -81,7 +82,7 @@ class Admission:
             return receive
         if not is_json_media_type(headers.get(b"content-type", b"").decode("latin-1")):
             raise UnsupportedMediaType("send the body as application/json")
-        return await _buffered(receive, config.max_body_bytes)
+        return await _buffered(receive, limit)
 
 
 async def _buffered(receive: Callable, limit: int) -> Callable[[], Awaitable[dict]]:
@@ -111,8 +112,16 @@ async def _buffered(receive: Callable, limit: int) -> Callable[[], Awaitable[dic
 
 
 class AdmissionConfig:
-    def __init__(self, keyring: Keyring, max_body_bytes: int) -> None:
+    """The keyring, and the body limit: ``max_body_bytes``, or a path's own in ``larger``."""
+
+    def __init__(
+        self, keyring: Keyring, max_body_bytes: int, larger: dict[str, int] | None = None
+    ) -> None:
         self.keyring, self.max_body_bytes = keyring, max_body_bytes
+        self.larger = dict(larger or {})
+
+    def limit_for(self, path: str) -> int:
+        return self.larger.get(path, self.max_body_bytes)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rpk_…`")

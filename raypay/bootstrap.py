@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from raypay.adapters.batch_store import RedisBatches
 from raypay.adapters.gateway_sim import (
     GatewaySimulator,
     RedisChargeLedger,
@@ -84,6 +85,11 @@ def workflow_deps(built: Stores, gateway: Gateway) -> Deps:
         gateway=gateway,
         clock=UtcClock(),
     )
+
+
+def batch_store(settings: Settings, redis: aioredis.Redis) -> RedisBatches:
+    """Refund batches in Redis."""
+    return RedisBatches(redis, Keys(settings.key_prefix))
 
 
 def simulator(

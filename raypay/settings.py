@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Where the embedded stack keeps Redis's append-only files and its state file.
     data_dir: str = ".raypay"
     max_body_bytes: int = 16_384
+    # POST /v1/refund-batches carries up to 10,000 orderIds: its own, larger limit.
+    max_batch_body_bytes: int = 1_048_576
+    # Refund batches refund at most this many orders a second, all batches together, so
+    # a cancelled event's refunds never crowd out live payments.
+    refund_batch_rate: float = Field(50, gt=0)
     idempotency_ttl_s: int = 24 * 3600
     # `raypay up`: Serve's HAProxy ingress + throughput-optimized mode (see launch.py).
     fast_ingress: bool = True

@@ -7,6 +7,11 @@
     {p}:payment:{paymentId}:refunds  LIST   refundIds, oldest first
     {p}:refund:{refundId}            HASH   the refund's storage record (records.py)
     {p}:refunds:pending              ZSET   pending refundIds by createdAt (ms), for the sweep
+    {p}:refund-batch:{batchId}       HASH   the batch's record (records.py): reason, total,
+                                            status, cursor, counts by outcome
+    {p}:refund-batch:{batchId}:orders LIST  its orderIds, in the order given
+    {p}:refund-batch:{batchId}:items HASH   orderId -> its outcome (JSON), written once
+    {p}:refund-batches:open          SET    ids of the batches still running
     {p}:order:{orderId}:payments     LIST   paymentIds, oldest first
     {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
     {p}:order:{orderId}:pending      STRING the pending paymentId
@@ -32,6 +37,9 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
     refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending,
                               order:succeeded (released when the seat hold was lost)
     refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox
+    batch_store.py  _CREATE   refund-batch, refund-batch:orders, refund-batches:open
+    batch_store.py  _RECORD   refund-batch:items, refund-batch (counts, status),
+                              refund-batches:open
     gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
                               gw:refund, gw:refunds, gw:refunds:total (refunds)
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call
@@ -57,6 +65,7 @@ class Keys:
         self.refunds_pending = f"{prefix}:refunds:pending"
         self.refund_counts = f"{prefix}:gw:refunds"
         self.refund_total = f"{prefix}:gw:refunds:total"
+        self.open_batches = f"{prefix}:refund-batches:open"
 
     def order(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}"
@@ -72,6 +81,15 @@ class Keys:
 
     def refund(self, refund_id: str) -> str:
         return f"{self.prefix}:refund:{refund_id}"
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:refund-batch:{batch_id}"
+
+    def batch_orders(self, batch_id: str) -> str:
+        return f"{self.prefix}:refund-batch:{batch_id}:orders"
+
+    def batch_items(self, batch_id: str) -> str:
+        return f"{self.prefix}:refund-batch:{batch_id}:items"
 
     def gateway_refund(self, idempotency_key: str) -> str:
         return f"{self.prefix}:gw:refund:{idempotency_key}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from raypay.domain.batches import BatchItem, BatchStatus, ItemStatus, RefundBatch
 from raypay.domain.model import Order, Payment, PaymentStatus, Reservation, iso
 from raypay.domain.money import Money
 from raypay.domain.refunds import Refund, RefundReason, RefundStatus
@@ -116,6 +117,68 @@ def refund_from_record(fields: dict[str, str]) -> Refund:
         error_code=fields.get("errorCode") or None,
         error_message=fields.get("errorMessage") or None,
         processed_at=parse_time(fields.get("processedAt")),
+    )
+
+
+def batch_record(batch: RefundBatch) -> dict[str, str]:
+    """A refund batch's hash fields, as created (the counts start at zero)."""
+    return {
+        "batchId": batch.batch_id,
+        "reason": batch.reason.value,
+        "total": str(batch.total),
+        "createdAt": iso(batch.created_at),
+        "status": batch.status.value,
+        "metadata": json.dumps(dict(batch.metadata), separators=(",", ":")),
+        "cursor": str(batch.cursor),
+        **{status.value: "0" for status in ItemStatus if status is not ItemStatus.PENDING},
+        "finishedAt": "",
+    }
+
+
+def batch_from_record(fields: dict[str, str]) -> RefundBatch:
+    created_at = parse_time(fields["createdAt"])
+    assert created_at is not None
+    counts = {
+        status.value: int(fields.get(status.value) or 0)
+        for status in ItemStatus
+        if status is not ItemStatus.PENDING
+    }
+    return RefundBatch(
+        batch_id=fields["batchId"],
+        reason=RefundReason(fields["reason"]),
+        total=int(fields["total"]),
+        created_at=created_at,
+        status=BatchStatus(fields["status"]),
+        metadata=json.loads(fields.get("metadata") or "{}"),
+        cursor=int(fields.get("cursor") or 0),
+        counts=counts,
+        finished_at=parse_time(fields.get("finishedAt")),
+    )
+
+
+def item_record(item: BatchItem) -> str:
+    """An order's outcome in a batch, as JSON (one field of the batch's items hash)."""
+    value = {
+        "status": item.status.value,
+        "paymentId": item.payment_id,
+        "refundId": item.refund_id,
+        "amount": item.amount,
+        "code": item.code,
+    }
+    return json.dumps(value, separators=(",", ":"))
+
+
+def item_from_record(order_id: str, raw: str | None) -> BatchItem:
+    if raw is None:
+        return BatchItem(order_id, ItemStatus.PENDING)
+    value = json.loads(raw)
+    return BatchItem(
+        order_id,
+        ItemStatus(value["status"]),
+        value["paymentId"],
+        value["refundId"],
+        value["amount"],
+        value["code"],
     )
 
 

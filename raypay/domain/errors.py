@@ -11,6 +11,7 @@
     │   ├── ReservationNotFound       404 reservation_not_found
     │   ├── PaymentNotFound           404 payment_not_found
     │   ├── RefundNotFound            404 refund_not_found
+    │   ├── RefundBatchNotFound       404 refund_batch_not_found
     │   ├── ReservationInactive       409 reservation_inactive
     │   ├── OrderNotPayable           409 order_not_payable
     │   ├── PaymentNotRefundable      409 payment_not_refundable (only a succeeded payment is)
@@ -125,6 +126,12 @@ class RefundNotFound(Rejected):
     code = "refund_not_found"
     status = 404
     title = "Refund not found"
+
+
+class RefundBatchNotFound(Rejected):
+    code = "refund_batch_not_found"
+    status = 404
+    title = "Refund batch not found"
 
 
 class ReservationInactive(Rejected):

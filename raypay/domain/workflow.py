@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from raypay.domain.errors import PaymentDeclined, Unavailable
+from raypay.domain.errors import PaymentDeclined, ReservationExpiredDuringPayment, Unavailable
 from raypay.domain.events import event_for
 from raypay.domain.model import (
     Payment,
@@ -163,6 +163,14 @@ async def settle_pending(payment: Payment, deps: Deps) -> Payment:
 
     The gateway is asked for the charge by idempotency key; with none, the gateway
     closes the key and the attempt is marked failed (``abandoned``), so the order
-    can be paid again and a late charge with that key cannot happen.
+    can be paid again and a late charge with that key cannot happen. A charge found
+    for a payment whose seat hold is gone by now is refunded at once, as in ``pay``.
     """
-    return await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
+    settled = await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
+    if settled.status is PaymentStatus.SUCCEEDED and payment.reservation_id is not None:
+        if hold_lost(await deps.reservations.get(payment.reservation_id), deps.clock.now()):
+            try:
+                await refund_lost_hold(settled, deps)
+            except ReservationExpiredDuringPayment as lost:
+                return lost.payment or settled
+    return settled

@@ -93,6 +93,7 @@ async def faults(
         redis_timeout_s=1.0,
         gateway_timeout_s=2.0,
         shard_timeout_s=5.0,
+        refund_batch_rate=10,  # a batch of 30 takes ~3 s: time to kill actors under it
     )
     create_topics(stack.broker.url, settings.topics())
     serve.run(PaymentIngress.bind(stack.args, settings), name="raypay-faults", route_prefix=ROUTE)

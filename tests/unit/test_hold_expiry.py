@@ -20,7 +20,7 @@ from raypay.domain.idempotency import pay_once
 from raypay.domain.model import PaymentStatus, Reservation
 from raypay.domain.refunding import refund
 from raypay.domain.refunds import RefundReason, RefundRequest, RefundStatus
-from raypay.domain.workflow import pay
+from raypay.domain.workflow import pay, settle_pending
 
 from .fakes import FakeWorld, a_checkout, a_request
 from .test_refund import MemoryKeys
@@ -142,3 +142,19 @@ class TestHoldKept:
 
         assert again.replayed and again.payment.payment_id == paid.payment_id
         assert again.payment.refunded and again.payment.amount_refunded == paid.amount
+
+
+async def test_the_sweep_refunds_a_charge_it_finds_for_a_lost_hold():
+    world = a_checkout()
+    world.gateway.unavailable_next(charged=True)  # charged, but the answer is lost
+    with pytest.raises(GatewayUnavailable):
+        await pay(a_request(), world.deps)
+    [left] = await world.payments.list_for_order("ord_1")
+    world.reservations.add(replace(world.reservations.reservations["res_1"], status="expired"))
+
+    settled = await settle_pending(left, world.deps)
+
+    assert (settled.status, settled.refunded) == (PaymentStatus.SUCCEEDED, True)
+    [done] = await world.refunds.list_for_payment(left.payment_id)
+    assert (done.reason, done.status) == (RefundReason.RESERVATION_EXPIRED, RefundStatus.SUCCEEDED)
+    assert await world.payments.succeeded_for("ord_1") is None
