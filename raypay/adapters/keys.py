@@ -27,6 +27,10 @@
     {p}:gw:refunds                   HASH   refunds made per orderId (simulator)
     {p}:gw:refunds:total             STRING refunds made in all (simulator)
     {p}:apikey:{sha256}              HASH   role, label, createdAt [, rate, burst]
+    {p}:ticket:{paymentId}           HASH   `raypay fulfill`'s ticket: ticketId, orderId,
+                                            paymentId, status (issued|void), issuedAt, voidedAt
+    {p}:fulfil:event:{eventId}       STRING an event `raypay fulfill` handled (expires in 7 days)
+    {p}:fulfil:stats                 HASH   issued, voided, voidedFirst, duplicates
     {p}:rl:key:{keyId}               HASH   token bucket of an API key (tokens, at)
     {p}:rl:customer:{customerId}     HASH   token bucket of a customer (tokens, at)
 
@@ -40,6 +44,7 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
     batch_store.py  _CREATE   refund-batch, refund-batch:orders, refund-batches:open
     batch_store.py  _RECORD   refund-batch:items, refund-batch (counts, status),
                               refund-batches:open
+    ticket_store.py _ISSUE, _VOID   fulfil:event, ticket, fulfil:stats
     gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
                               gw:refund, gw:refunds, gw:refunds:total (refunds)
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call
@@ -66,6 +71,7 @@ class Keys:
         self.refund_counts = f"{prefix}:gw:refunds"
         self.refund_total = f"{prefix}:gw:refunds:total"
         self.open_batches = f"{prefix}:refund-batches:open"
+        self.fulfil_stats = f"{prefix}:fulfil:stats"
 
     def order(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}"
@@ -90,6 +96,12 @@ class Keys:
 
     def batch_items(self, batch_id: str) -> str:
         return f"{self.prefix}:refund-batch:{batch_id}:items"
+
+    def ticket(self, payment_id: str) -> str:
+        return f"{self.prefix}:ticket:{payment_id}"
+
+    def fulfilled_event(self, event_id: str) -> str:
+        return f"{self.prefix}:fulfil:event:{event_id}"
 
     def gateway_refund(self, idempotency_key: str) -> str:
         return f"{self.prefix}:gw:refund:{idempotency_key}"

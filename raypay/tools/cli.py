@@ -8,6 +8,8 @@
     raypay keys revoke ID     delete a key (its id, hash, or the key); 401 within ~1 s
     raypay keys list          ids, roles and labels of the stored keys
     raypay load [options]     burst checkout traffic at the running stack, invariants checked
+                              (--scenario cancelled-event: then refund every order in batches)
+    raypay fulfill            the reference consumer: a ticket per payment, void on full refund
     raypay bench [options]    raypay against a FastAPI peer on this machine, one line per figure
 
 Options before the command: ``--data-dir`` (default ``Settings().data_dir``, ``.raypay``).
@@ -175,10 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     from raypay.tools.bench.cli import add_bench_parser
+    from raypay.tools.fulfill import add_fulfill_parser
     from raypay.tools.loadgen.cli import add_load_parser
 
     add_load_parser(commands)
     add_bench_parser(commands)
+    add_fulfill_parser(commands)
     return parser
 
 
