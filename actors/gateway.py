@@ -17,7 +17,7 @@ from raypay import bootstrap
 from raypay.adapters.batching import TicketBox
 from raypay.bootstrap import GatewayConfig
 from raypay.domain.errors import GatewayUnavailable
-from raypay.domain.ports import ChargeRequest, ChargeResult
+from raypay.domain.ports import ChargeRequest, ChargeResult, RefundCharge, RefundResult
 from raypay.domain.sharding import shard_for
 
 log = logging.getLogger("raypay.gateway")
@@ -67,6 +67,19 @@ class GatewaySimulatorActor:
         """The earlier charge's result, or close the key with an ``abandoned`` decline."""
         return await self.simulator.resolve_charge(idempotency_key)
 
+    async def refund(self, request: RefundCharge) -> RefundResult:
+        """Refund once per idempotency key (the refundId); a repeated key returns the first
+        result."""
+        try:
+            return await self.simulator.refund(request)
+        except Exception as exc:
+            log.warning(
+                "refund failed: %s",
+                type(exc).__name__,
+                extra={"orderId": request.reference, "refundId": request.idempotency_key},
+            )
+            raise
+
     async def ping(self) -> str:
         return "ok"
 
@@ -84,7 +97,7 @@ class ActorPoolGateway:
     def _index(self, key: str) -> int:
         return shard_for(key, len(self.pool))
 
-    async def _call(self, call: Awaitable[ChargeResult]) -> ChargeResult:
+    async def _call(self, call: Awaitable[Any]) -> Any:
         try:
             return await asyncio.wait_for(call, self.timeout_s)
         except TimeoutError as exc:
@@ -100,3 +113,8 @@ class ActorPoolGateway:
     async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
         actor = self.pool[self._index(idempotency_key)]
         return await self._call(actor.resolve_charge.remote(idempotency_key))
+
+    async def refund(self, request: RefundCharge) -> RefundResult:
+        # Refunds are few: one Ray call each, no batching.
+        actor = self.pool[self._index(request.idempotency_key)]
+        return await self._call(actor.refund.remote(request))

@@ -1,8 +1,9 @@
 """The PaymentActor shard: owns the orders whose orderId hashes to it.
 
-Inside, one asyncio lock per order: requests for one order run one after another,
-different orders run concurrently. The durable truth is Redis, so a restarted shard
-picks up where its predecessor left off: its sweep settles payments left pending.
+Inside, one asyncio lock per order: requests for one order (its payments and the
+refunds of its payments) run one after another, different orders run concurrently. The
+durable truth is Redis, so a restarted shard picks up where its predecessor left off:
+its sweep settles payments and refunds left pending.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from actors.metrics import ShardMetrics, tick_forever
 from raypay import bootstrap
 from raypay.adapters.batching import TicketBox
 from raypay.bootstrap import ShardConfig
-from raypay.domain.errors import RaypayError
-from raypay.domain.idempotency import pay_once
+from raypay.domain.batches import refund_order
+from raypay.domain.errors import RaypayError, Unavailable
+from raypay.domain.idempotency import pay_once, refund_once
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.outcomes import Outcome
+from raypay.domain.refunding import settle_pending_refund
+from raypay.domain.refunds import Refund, RefundReason, RefundRequest, RefundStatus
 from raypay.domain.sharding import shard_for
 from raypay.domain.workflow import settle_pending
 
@@ -64,6 +68,7 @@ class PaymentActor:
             settings, bootstrap.redis_client(settings, self.metrics.redis_error)
         )
         self.payments, self.idempotency = stores.payments, stores.idempotency
+        self.refunds = stores.refunds
         gateway = ActorPoolGateway(gateways, settings.gateway_timeout_s, topology.batch_window_s)
         self.deps = bootstrap.workflow_deps(stores, gateway)
         self.orders = OrderLocks()
@@ -91,6 +96,41 @@ class PaymentActor:
             self.in_flight -= 1
             self.orders.leave(request.order_id)
 
+    async def refund(
+        self, request: RefundRequest, order_id: str, idempotency_key: str | None = None
+    ) -> Outcome:
+        """Run the refund workflow for a payment of ``order_id``, under the order's lock.
+
+        Returns the final Outcome (the refund, or a refusal: a decline carries the failed
+        refund); raises Unavailable (503) when a dependency is down (the refund may stay
+        pending: the retry or the sweep settles it).
+        """
+        lock = self.orders.enter(order_id)
+        self.in_flight += 1
+        try:
+            async with lock:
+                return await refund_once(request, self.deps, self.idempotency, idempotency_key)
+        finally:
+            self.in_flight -= 1
+            self.orders.leave(order_id)
+
+    async def refund_order(
+        self, order_id: str, reason: RefundReason, metadata: dict[str, str], idempotency_key: str
+    ) -> Outcome:
+        """A refund batch's step: refund all that is left of the order's succeeded payment,
+        under the order's lock. ``idempotency_key`` names the batch and the order, so a
+        resumed batch gets the same refund back."""
+        lock = self.orders.enter(order_id)
+        self.in_flight += 1
+        try:
+            async with lock:
+                return await refund_order(
+                    order_id, reason, metadata, self.deps, self.idempotency, idempotency_key
+                )
+        finally:
+            self.in_flight -= 1
+            self.orders.leave(order_id)
+
     async def pay_many(self, items: list[tuple[PaymentRequest, str | None]]) -> list[Any]:
         """``pay`` for a batch: Outcomes or errors (as values), Tickets for slow ones."""
         return await self._box.run([self.pay(request, key) for request, key in items])
@@ -100,7 +140,7 @@ class PaymentActor:
         return await self._box.collect(ticket_ids)
 
     async def sweep(self) -> int:
-        """Settle this shard's payments pending for longer than ``sweep_after``."""
+        """Settle this shard's payments and refunds pending for longer than ``sweep_after``."""
         cutoff = self.deps.clock.now() - self.sweep_after
         settled = 0
         for payment in await self.payments.pending_older_than(cutoff):
@@ -112,7 +152,37 @@ class PaymentActor:
                     settled += await self._settle_left_pending(payment)
             finally:
                 self.orders.leave(payment.order_id)
+        for refund in await self.refunds.pending_older_than(cutoff):
+            if shard_for(refund.order_id, self.shards) != self.index:
+                continue
+            lock = self.orders.enter(refund.order_id)
+            try:
+                async with lock:
+                    settled += await self._settle_left_pending_refund(refund)
+            finally:
+                self.orders.leave(refund.order_id)
         return settled
+
+    async def _settle_left_pending_refund(self, refund: Refund) -> bool:
+        current = await self.refunds.get(refund.refund_id)
+        if current is None or current.status is not RefundStatus.PENDING:
+            return False  # settled meanwhile
+        try:
+            done = await settle_pending_refund(current, self.deps)
+        except Unavailable as exc:  # the gateway is still away: the next pass asks again
+            log.warning("pending refund %s not settled: %s", refund.refund_id, exc)
+            return False
+        log.info(
+            "pending refund settled by the sweep",
+            extra={
+                "orderId": done.order_id,
+                "paymentId": done.payment_id,
+                "refundId": done.refund_id,
+                "outcome": done.status.value,
+                "code": done.error_code,
+            },
+        )
+        return True
 
     async def _settle_left_pending(self, payment: Payment) -> bool:
         current = await self.payments.get(payment.payment_id)

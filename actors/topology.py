@@ -13,6 +13,7 @@ import ray
 from actors.gateway import GatewaySimulatorActor
 from actors.payment_shard import PaymentActor
 from actors.producer import KafkaProducerActor
+from actors.refund_batches import RefundBatchActor
 from raypay.bootstrap import GatewayConfig, ShardConfig, TopologyConfig
 from raypay.settings import Settings
 
@@ -24,6 +25,7 @@ class Topology:
     shards: list[ray.actor.ActorHandle]
     gateways: list[ray.actor.ActorHandle]
     producer: ray.actor.ActorHandle
+    batches: ray.actor.ActorHandle
 
 
 def _named(actor_class, name: str, *args):
@@ -33,7 +35,7 @@ def _named(actor_class, name: str, *args):
 
 
 def ensure_actors(settings: Settings, topology: TopologyConfig) -> Topology:
-    """Get or create the gateway pool, the producer and the shards."""
+    """Get or create the gateway pool, the producer, the shards and the batch runner."""
     prefix = settings.key_prefix
     gateway = GatewayConfig(settings, topology.simulator, topology.batch_hold_s)
     pool = [
@@ -45,7 +47,8 @@ def ensure_actors(settings: Settings, topology: TopologyConfig) -> Topology:
         _named(PaymentActor, f"{prefix}-shard-{i}", ShardConfig(i, settings, topology), pool)
         for i in range(topology.shards)
     ]
-    return Topology(shards, pool, producer)
+    batches = _named(RefundBatchActor, f"{prefix}-refund-batches", settings, shards)
+    return Topology(shards, pool, producer, batches)
 
 
 def kill_actors(settings: Settings, shards: int, gateways: int) -> None:
@@ -53,6 +56,7 @@ def kill_actors(settings: Settings, shards: int, gateways: int) -> None:
     prefix = settings.key_prefix
     names = [f"{prefix}-shard-{i}" for i in range(shards)]
     names += [f"{prefix}-gateway-{i}" for i in range(gateways)] + [f"{prefix}-producer"]
+    names.append(f"{prefix}-refund-batches")
     for name in names:
         try:
             ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)

@@ -21,6 +21,8 @@ from actors.batching import BatchedMethod
 from actors.metrics import IngressMetrics
 from actors.topology import Topology, ensure_actors
 from deployments import openapi, problems
+from deployments.batch_routes import BATCHES_PATH
+from deployments.batch_routes import router as batch_router
 from deployments.lean_route import LeanPaymentRoute
 from deployments.models import (
     ID_PATTERN,
@@ -34,7 +36,16 @@ from deployments.models import (
     payment_body,
 )
 from deployments.recorder import OutcomeRecorder
-from deployments.security import PRINCIPAL, Admin, Admission, AdmissionConfig, Checkout
+from deployments.refund_routes import RefundDesk
+from deployments.refund_routes import router as refund_router
+from deployments.security import (
+    PRINCIPAL,
+    Admin,
+    Admission,
+    AdmissionConfig,
+    Checkout,
+    PaymentReader,
+)
 from raypay import bootstrap
 from raypay.adapters import seeding
 from raypay.adapters.gateway_sim import SimulatorConfig
@@ -71,6 +82,8 @@ api = FastAPI(
 problems.install(api)
 api.add_middleware(LeanPaymentRoute)  # POST /v1/payments (deployments/lean_route.py)
 api.openapi = lambda: openapi.document(api)  # type: ignore[method-assign]
+api.include_router(refund_router)  # refunds: deployments/refund_routes.py
+api.include_router(batch_router)  # refund batches: deployments/batch_routes.py
 api.add_middleware(Admission)  # 413, 401, 415 before any route (deployments/security.py)
 
 
@@ -127,9 +140,20 @@ class PaymentIngress:
         self.payments, self.orders = stores.payments, stores.orders
         self.limiter = bootstrap.rate_limiter(settings, self.redis)
         keyring = bootstrap.keyring(settings, self.redis)
-        api.state.admission = AdmissionConfig(keyring, settings.max_body_bytes)
+        api.state.admission = AdmissionConfig(
+            keyring, settings.max_body_bytes, {BATCHES_PATH: settings.max_batch_body_bytes}
+        )
         api.state.recorder = self.recorder  # refusals before the route (problems.refusal)
         api.state.lean_payments = self if settings.lean_payment_route else None
+        api.state.refunds = RefundDesk(
+            stores.payments,
+            stores.refunds,
+            bootstrap.batch_store(settings, self.redis),
+            self.limiter,
+            self.topology.shards,
+            self.topology.batches,
+            self._await_actor,
+        )
 
     async def _await_actor(self, ref: Any) -> Any:
         try:
@@ -197,7 +221,7 @@ class PaymentIngress:
     async def get_payment(
         self,
         payment_id: Annotated[str, Path(alias=openapi.PAYMENT_ID, pattern=ID_PATTERN)],
-        principal: Checkout,
+        principal: PaymentReader,
         customer_id: CustomerFilter = None,
     ) -> dict[str, Any]:
         """A payment by its id (unguessable); with ``customerId``, only if it is theirs."""

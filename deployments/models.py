@@ -29,6 +29,7 @@ from raypay.domain.model import (
     iso,
 )
 from raypay.domain.money import Money, MoneyError, TooManyDecimals, currencies, is_currency
+from raypay.domain.refunds import Refund, RefundReason, RefundRequest
 
 # Ids: 1-64 characters, letters, digits and _ . : - (no spaces, slashes or unicode).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -238,6 +239,10 @@ class PaymentOut(BaseModel):
     created_at: str
     processed_at: str | None
     is_simulated: bool
+    amount_refunded: str = Field(examples=["0.00"], description="What its refunds paid back")
+    refunded: bool = Field(
+        description="Fully refunded. The status stays succeeded: it says how the charge ended"
+    )
 
 
 def payment_body(payment: Payment) -> dict[str, Any]:
@@ -261,6 +266,8 @@ def payment_body(payment: Payment) -> dict[str, Any]:
         "createdAt": iso(payment.created_at),
         "processedAt": iso(payment.processed_at) if payment.processed_at else None,
         "isSimulated": payment.is_simulated,
+        "amountRefunded": str(payment.amount_refunded),
+        "refunded": payment.refunded,
     }
 
 
@@ -269,6 +276,112 @@ class OrderPaymentsOut(BaseModel):
 
     order_id: str
     payments: list[PaymentOut]
+
+
+# Refund metadata, as Stripe's: a few short string pairs, never a card number.
+METADATA_KEY = r"^[A-Za-z0-9_.:-]{1,40}$"
+MAX_METADATA = 20
+
+
+def check_metadata(value: dict[str, str]) -> dict[str, str]:
+    """Short string pairs, never a card number (a validator of the bodies that take it)."""
+    for key, text in value.items():
+        if not re.fullmatch(METADATA_KEY, key):
+            raise ValueError("metadata keys: 1-40 of letters, digits and _ . : -")
+        if len(text) > 500:
+            raise ValueError("metadata values: at most 500 characters")
+        if looks_like_card_number(text):
+            raise PydanticCustomError(RAW_CARD_NUMBER, "metadata must not hold a card number")
+    return value
+
+
+class RefundBody(BaseModel):
+    """POST /v1/payments/{paymentId}/refunds body."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"amount": "10.00", "reason": "requested_by_customer"}]},
+    )
+
+    amount: Decimal | None = Field(
+        default=None,
+        description="Decimal string or number, > 0, at most the payment currency's decimals; "
+        "absent: all that is left to refund",
+    )
+    reason: RefundReason
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=MAX_METADATA)
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def plain_decimal(cls, value: Any) -> Any:
+        if isinstance(value, float | bool):
+            raise ValueError("amount must be a decimal string or an integer, not a float")
+        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
+            raise ValueError("amount must be a plain decimal such as 10.00")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def positive(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value <= 0:
+            raise ValueError("amount must be greater than zero")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def short_pairs(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_metadata(value)
+
+    def to_domain(self, payment_id: str, request_id: str | None = None) -> RefundRequest:
+        return RefundRequest(payment_id, self.reason, self.amount, self.metadata, request_id)
+
+
+class RefundOut(BaseModel):
+    """The refund object."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    refund_id: str
+    payment_id: str
+    order_id: str
+    amount: str = Field(examples=["10.00"])
+    currency: str
+    reason: RefundReason
+    status: str = Field(examples=["succeeded"], description="pending | succeeded | failed")
+    gateway_refund_id: str | None
+    error_code: str | None
+    error_message: str | None
+    metadata: dict[str, str]
+    created_at: str
+    processed_at: str | None
+
+
+def refund_body(refund: Refund) -> dict[str, Any]:
+    """The refund object of the HTTP contract (``RefundOut``'s fields, by alias)."""
+    return {
+        "refundId": refund.refund_id,
+        "paymentId": refund.payment_id,
+        "orderId": refund.order_id,
+        "amount": str(refund.amount),
+        "currency": refund.amount.currency,
+        "reason": refund.reason.value,
+        "status": refund.status.value,
+        "gatewayRefundId": refund.gateway_refund_id,
+        "errorCode": refund.error_code,
+        "errorMessage": refund.error_message,
+        "metadata": dict(refund.metadata),
+        "createdAt": iso(refund.created_at),
+        "processedAt": iso(refund.processed_at) if refund.processed_at else None,
+    }
+
+
+class PaymentRefundsOut(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    payment_id: str
+    refunds: list[RefundOut]
 
 
 class Problem(BaseModel):

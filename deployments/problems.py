@@ -18,9 +18,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from deployments.models import payment_body
+from deployments.models import payment_body, refund_body
 from raypay.domain.cards import redact_card_numbers
-from raypay.domain.errors import PaymentDeclined, RawCardNumber, RaypayError, problem_code
+from raypay.domain.errors import (
+    PaymentDeclined,
+    RawCardNumber,
+    RaypayError,
+    RefundDeclined,
+    ReservationExpiredDuringPayment,
+    problem_code,
+)
 from raypay.domain.outcomes import Outcome
 
 log = logging.getLogger("raypay.ingress")
@@ -51,10 +58,13 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> di
 
 
 def problem_body(error: RaypayError) -> dict[str, Any]:
-    """The problem for an error; a decline carries its failed payment."""
+    """The problem for an error; a decline carries its failed payment or refund, a hold
+    lost during the payment both the payment and its refund."""
     body = problem(error.status, problem_code(error), error.title, error.detail, **error.extra)
-    if isinstance(error, PaymentDeclined) and error.payment is not None:
+    if isinstance(error, PaymentDeclined | ReservationExpiredDuringPayment) and error.payment:
         body["payment"] = payment_body(error.payment)
+    if isinstance(error, RefundDeclined | ReservationExpiredDuringPayment) and error.refund:
+        body["refund"] = refund_body(error.refund)
     return body
 
 
@@ -76,6 +86,18 @@ def outcome_response(outcome: Outcome, headers: dict[str, str]) -> JSONResponse:
     assert outcome.payment is not None
     status = 200 if outcome.replayed else 201
     return JSONBody(payment_body(outcome.payment), status, headers or None)
+
+
+def refund_response(outcome: Outcome, headers: dict[str, str]) -> JSONResponse:
+    """201 with the refund (also for the retry that finds its refund settled since: the
+    client never saw it), the problem of a refusal; ``Idempotent-Replayed: true`` on an
+    answer given again for its Idempotency-Key."""
+    if outcome.key_replay:
+        headers["Idempotent-Replayed"] = "true"
+    if outcome.error is not None:
+        return error_response(outcome.error, headers)
+    assert outcome.refund is not None
+    return JSONResponse(refund_body(outcome.refund), 201, headers or None)
 
 
 def route_path(scope: dict[str, Any]) -> str:

@@ -66,9 +66,10 @@ class Admission:
         config: AdmissionConfig = scope["app"].state.admission
         headers = {name: value for name, value in scope["headers"]}
         has_body = scope["method"] in BODY_METHODS
+        limit = config.limit_for(problems.route_path(scope))
         length = headers.get(b"content-length", b"").decode("latin-1")
-        if has_body and length and (not length.isdigit() or int(length) > config.max_body_bytes):
-            raise PayloadTooLarge(f"body is larger than {config.max_body_bytes} bytes")
+        if has_body and length and (not length.isdigit() or int(length) > limit):
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
 
         token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
         principal = await config.keyring.principal(token) if token else None
@@ -84,7 +85,7 @@ class Admission:
             return receive  # nothing to read: the router answers 404 or 405 (with Allow)
         if not is_json_media_type(headers.get(b"content-type", b"").decode("latin-1")):
             raise UnsupportedMediaType("send the body as application/json")
-        return await _buffered(receive, config.max_body_bytes)
+        return await _buffered(receive, limit)
 
 
 def routed(scope: dict[str, Any]) -> bool:
@@ -119,33 +120,48 @@ async def _buffered(receive: Callable, limit: int) -> Callable[[], Awaitable[dic
 
 
 class AdmissionConfig:
-    def __init__(self, keyring: Keyring, max_body_bytes: int) -> None:
+    """The keyring, and the body limit: ``max_body_bytes``, or a path's own in ``larger``."""
+
+    def __init__(
+        self, keyring: Keyring, max_body_bytes: int, larger: dict[str, int] | None = None
+    ) -> None:
         self.keyring, self.max_body_bytes = keyring, max_body_bytes
+        self.larger = dict(larger or {})
+
+    def limit_for(self, path: str) -> int:
+        return self.larger.get(path, self.max_body_bytes)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rpk_…`")
 
 
-def check_role(found: Principal | None, role: Role) -> Principal:
-    """The caller's Principal, which must hold ``role``: 401 without one, 403 if not."""
+def check_role(found: Principal | None, *roles: Role) -> Principal:
+    """The caller's Principal, which must hold one of ``roles``: 401 without one, 403 if
+    it holds none of them."""
     if found is None:  # Admission lets no anonymous call through; never assume it
         raise Unauthorized("send Authorization: Bearer <API key>")
-    if not found.may(role):
-        raise Forbidden(f"a {found.role} key may not do this; it needs the {role} role")
+    if not any(found.may(needed) for needed in roles):
+        needs = " or ".join(roles)
+        raise Forbidden(f"a {found.role} key may not do this; it needs the {needs} role")
     return found
 
 
-def require(role: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller's Principal, which must hold ``role`` (403 otherwise)."""
+def require(role: Role, *others: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller's Principal, which must hold ``role`` or one of ``others``
+    (403 otherwise)."""
+    roles = (role, *others)
 
     async def principal(
         request: Request,
         _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
     ) -> Principal:
-        return check_role(request.scope.get(PRINCIPAL), role)
+        return check_role(request.scope.get(PRINCIPAL), *roles)
 
     return principal
 
 
 Checkout = Annotated[Principal, Depends(require(Role.CHECKOUT))]
+Refunds = Annotated[Principal, Depends(require(Role.REFUNDS))]
+# A payment by its id: the checkout that made it, or the back office about to refund it.
+PaymentReader = Annotated[Principal, Depends(require(Role.CHECKOUT, Role.REFUNDS))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.gateway_sim import GatewaySimulator, RedisChargeLedger, SimulatorConfig
+from raypay.adapters.batch_store import RedisBatches
+from raypay.adapters.gateway_sim import (
+    GatewaySimulator,
+    RedisChargeLedger,
+    RedisRefundLedger,
+    SimulatorConfig,
+)
 from raypay.adapters.idempotency_store import RedisIdempotency
 from raypay.adapters.kafka_sink import KafkaSink
 from raypay.adapters.key_store import Keyring
@@ -23,6 +29,7 @@ from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.rate_limiter import RateLimiter
 from raypay.adapters.redis_client import connect
 from raypay.adapters.redis_store import RedisOrders, RedisPayments, RedisReservations
+from raypay.adapters.refund_store import RedisRefunds
 from raypay.domain.events import EventType
 from raypay.domain.ports import Gateway
 from raypay.domain.workflow import Deps
@@ -53,6 +60,7 @@ class Stores:
     orders: RedisOrders
     reservations: RedisReservations
     payments: RedisPayments
+    refunds: RedisRefunds
     idempotency: RedisIdempotency
 
 
@@ -62,20 +70,34 @@ def stores(settings: Settings, redis: aioredis.Redis) -> Stores:
         RedisOrders(redis, keys),
         RedisReservations(redis, keys),
         RedisPayments(redis, keys),
+        RedisRefunds(redis, keys),
         RedisIdempotency(redis, keys, settings.idempotency_ttl_s),
     )
 
 
 def workflow_deps(built: Stores, gateway: Gateway) -> Deps:
     """What ``pay`` needs: the stores, the gateway port and the clock."""
-    return Deps(built.orders, built.reservations, built.payments, gateway, UtcClock())
+    return Deps(
+        orders=built.orders,
+        reservations=built.reservations,
+        payments=built.payments,
+        refunds=built.refunds,
+        gateway=gateway,
+        clock=UtcClock(),
+    )
+
+
+def batch_store(settings: Settings, redis: aioredis.Redis) -> RedisBatches:
+    """Refund batches in Redis."""
+    return RedisBatches(redis, Keys(settings.key_prefix))
 
 
 def simulator(
     settings: Settings, redis: aioredis.Redis, config: SimulatorConfig
 ) -> GatewaySimulator:
-    """The gateway simulator, its charge ledger in Redis."""
-    return GatewaySimulator(RedisChargeLedger(redis, Keys(settings.key_prefix)), config)
+    """The gateway simulator, its charge and refund ledgers in Redis."""
+    keys = Keys(settings.key_prefix)
+    return GatewaySimulator(RedisChargeLedger(redis, keys), config, RedisRefundLedger(redis, keys))
 
 
 def topics(settings: Settings) -> dict[str, str]:
@@ -83,6 +105,8 @@ def topics(settings: Settings) -> dict[str, str]:
     return {
         EventType.PAYMENT_SUCCEEDED: settings.topic_succeeded,
         EventType.PAYMENT_FAILED: settings.topic_failed,
+        EventType.REFUND_SUCCEEDED: settings.topic_refund_succeeded,
+        EventType.REFUND_FAILED: settings.topic_refund_failed,
     }
 
 

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     kafka_idempotence: bool = True
     topic_succeeded: str = "payment-succeeded"
     topic_failed: str = "payment-failed"
+    topic_refund_succeeded: str = "refund-succeeded"
+    topic_refund_failed: str = "refund-failed"
     key_prefix: str = "raypay"
     # Bounded waits: a dead dependency answers 503 quickly instead of hanging.
     redis_timeout_s: float = 1.0
@@ -39,6 +41,11 @@ class Settings(BaseSettings):
     # Where the embedded stack keeps Redis's append-only files and its state file.
     data_dir: str = ".raypay"
     max_body_bytes: int = 16_384
+    # POST /v1/refund-batches carries up to 10,000 orderIds: its own, larger limit.
+    max_batch_body_bytes: int = 1_048_576
+    # Refund batches refund at most this many orders a second, all batches together, so
+    # a cancelled event's refunds never crowd out live payments.
+    refund_batch_rate: float = Field(50, gt=0)
     idempotency_ttl_s: int = 24 * 3600
     # `raypay up`: Serve's HAProxy ingress + throughput-optimized mode (see launch.py).
     fast_ingress: bool = True
@@ -62,6 +69,15 @@ class Settings(BaseSettings):
     # per-currency overrides as JSON, e.g. RAYPAY_MAX_AMOUNT_BY_CURRENCY='{"JPY": 15000000}'.
     max_amount: Decimal = Field(Decimal(100_000), gt=0)
     max_amount_by_currency: dict[str, Decimal] = Field(default_factory=dict)
+
+    def topics(self) -> list[str]:
+        """Every topic raypay publishes to: the broker must have each (the relay waits)."""
+        return [
+            self.topic_succeeded,
+            self.topic_failed,
+            self.topic_refund_succeeded,
+            self.topic_refund_failed,
+        ]
 
     @field_validator("api_keys")
     @classmethod

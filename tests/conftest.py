@@ -51,7 +51,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = _on_a_free_port(lambda port: start_broker(port, log_dir))
     try:
         settings = Settings()
-        create_topics(server.url, [settings.topic_succeeded, settings.topic_failed])
+        create_topics(server.url, settings.topics())
         yield server
     finally:
         server.stop()

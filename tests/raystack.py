@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import ray
 import redis
@@ -38,6 +39,7 @@ from raypay.tools.launch import EDGE_ENV, SERVE_LOG_ENV, fast_ingress_env, loggi
 from raypay.tools.stack import free_port
 
 SHARDS, GATEWAYS = 2, 2
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "events"
 ADMIN_KEY = auth.new_key()  # this session's admin key; only its hash is configured
 
 
@@ -153,6 +155,18 @@ class Service:
         return await self.http.post("/v1/payments", json=payment_body(order, **overrides),
                                     headers=headers)  # fmt: skip
 
+    def refunds_made(self, order_id: str) -> int:
+        """Refunds the gateway simulator made for an order."""
+        return int(self.redis.hget(Keys(self.settings.key_prefix).refund_counts, order_id) or 0)
+
+    async def refund(
+        self, payment_id: str, reason: str = "requested_by_customer", **body: Any
+    ) -> httpx.Response:
+        """POST /v1/payments/{payment_id}/refunds; ``headers=`` goes with the request."""
+        headers = body.pop("headers", None)
+        return await self.http.post(f"/v1/payments/{payment_id}/refunds",
+                                    json={"reason": reason, **body}, headers=headers)  # fmt: skip
+
 
 @pytest.fixture(scope="session")
 def app_args() -> AppArgs:
@@ -220,7 +234,7 @@ async def eventually(
 
 
 class EventLog:
-    """Every message on the payment topics, as a real consumer reads it."""
+    """Every message on raypay's topics (payments and refunds), as a real consumer reads it."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
@@ -234,6 +248,15 @@ class EventLog:
         await eventually(
             lambda: wanted - {m["value"]["paymentId"] for m in self.messages},
             lambda missing: not missing,
+            within,
+        )
+
+    async def wait_for_refunds(self, refund_ids: Any, within: float = 60.0) -> list[dict]:
+        """Until an event of every one of these refunds has arrived; those events."""
+        wanted = set(refund_ids)
+        return await eventually(
+            lambda: [m for m in self.messages if m["value"].get("refundId") in wanted],
+            lambda found: {m["value"]["refundId"] for m in found} == wanted,
             within,
         )
 
@@ -295,9 +318,15 @@ async def consuming(bootstrap: str, topics: list[str]) -> AsyncIterator[EventLog
 
 @pytest.fixture(scope="session")
 async def events(broker: Any, app_settings: Settings) -> AsyncIterator[EventLog]:
-    topics = [app_settings.topic_succeeded, app_settings.topic_failed]
-    async with consuming(broker.url, topics) as log:
+    async with consuming(broker.url, app_settings.topics()) as log:
         yield log
+
+
+def assert_valid(message: dict[str, Any]) -> None:
+    """The event validates against the JSON Schema of its type and version."""
+    event = message["value"]
+    path = SCHEMAS / f"{event['eventType']}.v{event['schemaVersion']}.json"
+    jsonschema.validate(event, json.loads(path.read_text()))
 
 
 def json_lines_with(logs_dir: Path, text: str) -> list[dict[str, Any]]:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from raypay.domain.events import EventType, PaymentEvent
+from raypay.domain.events import EventType, PaymentEvent, RefundEvent
 from raypay.domain.model import iso
 
 SCHEMA_VERSION = 1
 
 
-def to_payload(event: PaymentEvent) -> dict[str, Any]:
+def to_payload(event: PaymentEvent | RefundEvent) -> dict[str, Any]:
     """The JSON object of one event."""
+    if isinstance(event, RefundEvent):
+        return refund_payload(event)
     payment = event.payment
     processed_at = iso(payment.processed_at) if payment.processed_at else None
     value: dict[str, Any] = {
@@ -48,6 +50,36 @@ def to_payload(event: PaymentEvent) -> dict[str, Any]:
     return value
 
 
-def encode(event: PaymentEvent) -> str:
+def refund_payload(event: RefundEvent) -> dict[str, Any]:
+    """A refund event: the refund, and its payment as the refund left it (a consumer that
+    voids a ticket on a full refund reads ``paymentRefunded``)."""
+    refund, payment = event.refund, event.payment
+    return {
+        "eventType": event.type.value,
+        "eventId": event.event_id,
+        "occurredAt": iso(event.occurred_at),
+        "schemaVersion": SCHEMA_VERSION,
+        "refundId": refund.refund_id,
+        "paymentId": refund.payment_id,
+        "orderId": refund.order_id,
+        "customerId": refund.customer_id,
+        "amount": str(refund.amount),
+        "currency": refund.amount.currency,
+        "reason": refund.reason.value,
+        "status": refund.status.value,
+        "gatewayRefundId": refund.gateway_refund_id,
+        "errorCode": refund.error_code,
+        "errorMessage": refund.error_message,
+        "metadata": dict(refund.metadata),
+        "createdAt": iso(refund.created_at),
+        "processedAt": iso(refund.processed_at) if refund.processed_at else None,
+        "transactionId": payment.transaction_id,
+        "paymentAmount": str(payment.amount),
+        "paymentAmountRefunded": str(payment.amount_refunded),
+        "paymentRefunded": payment.refunded,
+    }
+
+
+def encode(event: PaymentEvent | RefundEvent) -> str:
     """The payload as compact JSON text, as the outbox keeps it and Kafka carries it."""
     return json.dumps(to_payload(event), separators=(",", ":"))

@@ -10,10 +10,15 @@ Outcomes follow well-known test tokens first, then a seeded decline rate:
     pm_card_chargeDeclinedOnce  card_declined on an order's first charge, approved after
     pm_card_timeout          charged, but the answer is held past the caller's timeout
     pm_card_error            gateway error, nothing charged (retriable)
+    pm_card_refundDeclined   approved; its refunds are declined (expired_or_canceled_card)
+    pm_card_refundTimeout    approved; its refunds happen, but their answer is held past
+                             the caller's timeout
     anything else            declined (card_declined) with probability decline_rate
 
-The ledger (Redis, SET NX per idempotency key) makes a repeated key return the first
-result and survives simulator restarts, like a real gateway's idempotency store.
+Refunds of any other approved charge succeed; a refund of a charge the ledger does not
+hold as approved is declined (``charge_not_found``). The ledgers (Redis, SET NX per
+idempotency key: one for charges, one for refunds) make a repeated key return the first
+result and survive simulator restarts, like a real gateway's idempotency store.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -30,7 +35,7 @@ from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import translated
 from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import GatewayUnavailable
-from raypay.domain.ports import ChargeRequest, ChargeResult
+from raypay.domain.ports import ChargeRequest, ChargeResult, RefundCharge, RefundResult
 
 DECLINES = {
     "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),
@@ -41,10 +46,25 @@ DECLINES = {
     "pm_card_chargeDeclinedExpiredCard": ("expired_card", "Your card has expired."),
     "pm_card_chargeDeclinedFraudulent": ("fraudulent", "Your card was declined."),
 }
-ALWAYS_APPROVED = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_card_amex"})
+REFUND_DECLINED_TOKEN = "pm_card_refundDeclined"
+REFUND_TIMEOUT_TOKEN = "pm_card_refundTimeout"
+ALWAYS_APPROVED = frozenset(
+    {
+        "pm_card_visa",
+        "pm_card_mastercard",
+        "pm_card_amex",
+        REFUND_DECLINED_TOKEN,
+        REFUND_TIMEOUT_TOKEN,
+    }
+)
 DECLINED_ONCE_TOKEN = "pm_card_chargeDeclinedOnce"
 TIMEOUT_TOKEN = "pm_card_timeout"
 ERROR_TOKEN = "pm_card_error"
+REFUND_DECLINED = RefundResult(
+    succeeded=False,
+    decline_code="expired_or_canceled_card",
+    message="The card the charge was made on is closed: the refund was declined.",
+)
 ABANDONED = ChargeResult(
     approved=False,
     decline_code="abandoned",
@@ -61,17 +81,26 @@ class SimulatorConfig:
     timeout_hold_s: float = 30.0
 
 
-class ChargeLedger(Protocol):
-    async def get(self, key: str) -> ChargeResult | None: ...
+Result = TypeVar("Result", ChargeResult, RefundResult)
+
+
+class Ledger(Protocol[Result]):
+    """One result per idempotency key: charges (ChargeResult) or refunds (RefundResult)."""
+
+    async def get(self, key: str) -> Result | None: ...
 
     async def count(self, reference: str) -> int:
-        """Charge attempts recorded for a reference (an orderId)."""
+        """Attempts recorded for a reference (an orderId)."""
 
     async def record(
-        self, key: str, result: ChargeResult, reference: str, counted: bool = True
-    ) -> ChargeResult:
+        self, key: str, result: Result, reference: str, counted: bool = True
+    ) -> Result:
         """Store ``result`` for ``key`` unless one is stored; return the stored one.
-        ``counted`` says whether it was a charge attempt (a void is not)."""
+        ``counted`` says whether it was an attempt (a void is not)."""
+
+
+ChargeLedger = Ledger[ChargeResult]
+RefundLedger = Ledger[RefundResult]
 
 
 _RECORD = """
@@ -90,28 +119,41 @@ class RedisChargeLedger:
     """``Keys.charge`` holds each result; ``Keys.charge_counts`` counts charges per
     reference (orderId) and ``Keys.charge_total`` in all."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
-        self.redis, self.keys = redis, keys
-        self._record = BatchedScript(redis, _RECORD)  # one EVALSHA per loop turn
+    result_type: type = ChargeResult
 
-    async def get(self, key: str) -> ChargeResult | None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        self.redis = redis
+        self._record = BatchedScript(redis, _RECORD)  # one EVALSHA per loop turn
+        self.key_of, self.counts, self.total = keys.charge, keys.charge_counts, keys.charge_total
+
+    async def get(self, key: str) -> Any:
         async with translated():
-            raw = await self.redis.get(self.keys.charge(key))
-        return ChargeResult(**json.loads(raw)) if raw else None
+            raw = await self.redis.get(self.key_of(key))
+        return self.result_type(**json.loads(raw)) if raw else None
 
     async def count(self, reference: str) -> int:
         async with translated():
-            return int(await self.redis.hget(self.keys.charge_counts, reference) or 0)
+            return int(await self.redis.hget(self.counts, reference) or 0)
 
-    async def record(
-        self, key: str, result: ChargeResult, reference: str, counted: bool = True
-    ) -> ChargeResult:
+    async def record(self, key: str, result: Any, reference: str, counted: bool = True) -> Any:
         async with translated():
             raw = await self._record(
-                keys=[self.keys.charge(key), self.keys.charge_counts, self.keys.charge_total],
+                keys=[self.key_of(key), self.counts, self.total],
                 args=[json.dumps(as_record(result)), reference, "1" if counted else "0"],
             )
-        return ChargeResult(**json.loads(raw))
+        return self.result_type(**json.loads(raw))
+
+
+class RedisRefundLedger(RedisChargeLedger):
+    """The same for refunds: ``Keys.gateway_refund`` holds each refund's result,
+    ``Keys.refund_counts`` counts refunds per reference (orderId), ``Keys.refund_total``."""
+
+    result_type = RefundResult
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+        super().__init__(redis, keys)
+        self.key_of, self.counts = keys.gateway_refund, keys.refund_counts
+        self.total = keys.refund_total
 
 
 def draws(seed: int, key: str) -> tuple[float, float, str]:
@@ -126,22 +168,19 @@ def draws(seed: int, key: str) -> tuple[float, float, str]:
     )
 
 
-def as_record(result: ChargeResult) -> dict[str, object]:
-    """The ledger's JSON object of a result (the field names of ``ChargeResult``)."""
-    return {
-        "approved": result.approved,
-        "transaction_id": result.transaction_id,
-        "decline_code": result.decline_code,
-        "message": result.message,
-        "simulated": result.simulated,
-    }
+def as_record(result: ChargeResult | RefundResult) -> dict[str, object]:
+    """The ledger's JSON object of a result: its fields by name (what ``asdict`` gives,
+    without its deep copy)."""
+    return {name: getattr(result, name) for name in result.__slots__}
 
 
 class GatewaySimulator:
     """A Gateway that decides like a test-mode card processor and charges once per key."""
 
-    def __init__(self, ledger: ChargeLedger, config: SimulatorConfig) -> None:
-        self.ledger, self.config = ledger, config
+    def __init__(
+        self, ledger: ChargeLedger, config: SimulatorConfig, refunds: RefundLedger
+    ) -> None:
+        self.ledger, self.config, self.refunds = ledger, config, refunds
 
     def decide(self, request: ChargeRequest) -> ChargeResult:
         """The outcome for a request, reproducible from the seed and the key."""
@@ -157,7 +196,7 @@ class GatewaySimulator:
                 )
         return ChargeResult(approved=True, transaction_id=f"txn_{transaction}")
 
-    def latency_s(self, request: ChargeRequest) -> float:
+    def latency_s(self, request: ChargeRequest | RefundCharge) -> float:
         if not self.config.jitter_ms:
             return self.config.latency_ms / 1000
         _, jitter, _ = draws(self.config.seed, request.idempotency_key)
@@ -187,3 +226,30 @@ class GatewaySimulator:
 
     async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
         return await self.ledger.record(idempotency_key, ABANDONED, "", counted=False)
+
+    async def refund(self, request: RefundCharge) -> RefundResult:
+        # Refunds are rare: always look for the first result of the key (a retry of a
+        # held answer must not wait for its hold again).
+        if (earlier := await self.refunds.get(request.idempotency_key)) is not None:
+            return earlier
+        if (delay := self.latency_s(request)) > 0:
+            await asyncio.sleep(delay)
+        charge = await self.ledger.get(request.charge_key)
+        if charge is None or not charge.approved:
+            decision = RefundResult(
+                succeeded=False,
+                decline_code="charge_not_found",
+                message=f"No approved charge {request.charge_key} to refund.",
+            )
+        elif request.payment_method == REFUND_DECLINED_TOKEN:
+            decision = REFUND_DECLINED
+        else:
+            _, _, refund_id = draws(self.config.seed, request.idempotency_key)
+            decision = RefundResult(succeeded=True, gateway_refund_id=f"gre_{refund_id}")
+        result = await self.refunds.record(
+            request.idempotency_key, decision, request.reference, counted=decision.succeeded
+        )
+        if request.payment_method == REFUND_TIMEOUT_TOKEN:
+            # Refunded, but the answer is lost in transit: the retry gets it from the ledger.
+            await asyncio.sleep(self.config.timeout_hold_s)
+        return result

@@ -8,19 +8,26 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
-from raypay.adapters.records import from_record, to_record
+from raypay.adapters.records import from_record, refund_from_record, refund_record, to_record
 from raypay.adapters.redis_client import translated
-from raypay.domain.errors import PaymentDeclined, error_classes
+from raypay.domain.errors import (
+    PaymentDeclined,
+    RefundDeclined,
+    ReservationExpiredDuringPayment,
+    error_classes,
+)
 from raypay.domain.model import Payment
 from raypay.domain.money import Money
 from raypay.domain.outcomes import Outcome
+from raypay.domain.refunds import Refund
 
 
 class RedisIdempotency:
     """Outcomes by Idempotency-Key: ``{p}:idem:{key}`` JSON, first write wins, with a TTL.
 
     A record is ``{"fingerprint", "payment": <payment record> | null, "replayed",
-    "error": {"type", "detail", "extra", "declineCode"} | null}``. Records written before
+    "error": {"type", "detail", "extra", "declineCode"} | null, "refund": <refund record>
+    | null}`` (no ``refund`` in records written before refunds). Records written before
     this format (``{"status", "body", "fingerprint"}``, the HTTP answer) are still read:
     they expire with the TTL (24 h by default).
     """
@@ -37,16 +44,19 @@ class RedisIdempotency:
         if "body" in data:
             return data["fingerprint"], legacy_outcome(data["status"], data["body"])
         payment = from_record(data["payment"]) if data["payment"] else None
+        refund = refund_from_record(data["refund"]) if data.get("refund") else None
         error = data["error"]
         if error is None:
-            return data["fingerprint"], Outcome(payment, replayed=data["replayed"])
-        return data["fingerprint"], Outcome(payment, error=stored_error(error, payment))
+            return data["fingerprint"], Outcome(payment, replayed=data["replayed"], refund=refund)
+        error = stored_error(error, payment, refund)
+        return data["fingerprint"], Outcome(payment, error=error, refund=refund)
 
     async def put(self, key: str, fingerprint: str, outcome: Outcome) -> None:
         error = outcome.error
         data = {
             "fingerprint": fingerprint,
             "payment": to_record(outcome.payment) if outcome.payment else None,
+            "refund": refund_record(outcome.refund) if outcome.refund else None,
             "replayed": outcome.replayed,
             "error": None
             if error is None
@@ -63,11 +73,17 @@ class RedisIdempotency:
             )
 
 
-def stored_error(error: dict[str, Any], payment: Payment | None) -> Any:
+def stored_error(
+    error: dict[str, Any], payment: Payment | None, refund: Refund | None = None
+) -> Any:
     """The refusal a stored outcome names, made again."""
     kind = next(cls for cls in error_classes() if cls.__name__ == error["type"])
     if issubclass(kind, PaymentDeclined):
         return kind(error["detail"], payment, decline_code=error["declineCode"] or "")
+    if issubclass(kind, RefundDeclined):
+        return kind(error["detail"], refund)
+    if issubclass(kind, ReservationExpiredDuringPayment):
+        return kind(error["detail"], payment, refund)
     return kind(error["detail"], error["extra"] or None)
 
 

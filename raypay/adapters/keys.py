@@ -2,7 +2,16 @@
 
     {p}:order:{orderId}              HASH   customerId, amountMinor, currency, status (upstream)
     {p}:reservation:{id}             HASH   orderId, customerId, status, expiresAt (upstream)
-    {p}:payment:{paymentId}          HASH   the payment's storage record (records.py)
+    {p}:payment:{paymentId}          HASH   the payment's storage record (records.py), and
+                                            amountRefundingMinor: set aside by pending refunds
+    {p}:payment:{paymentId}:refunds  LIST   refundIds, oldest first
+    {p}:refund:{refundId}            HASH   the refund's storage record (records.py)
+    {p}:refunds:pending              ZSET   pending refundIds by createdAt (ms), for the sweep
+    {p}:refund-batch:{batchId}       HASH   the batch's record (records.py): reason, total,
+                                            status, cursor, counts by outcome
+    {p}:refund-batch:{batchId}:orders LIST  its orderIds, in the order given
+    {p}:refund-batch:{batchId}:items HASH   orderId -> its outcome (JSON), written once
+    {p}:refund-batches:open          SET    ids of the batches still running
     {p}:order:{orderId}:payments     LIST   paymentIds, oldest first
     {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
     {p}:order:{orderId}:pending      STRING the pending paymentId
@@ -14,7 +23,14 @@
     {p}:gw:charge:{key}              STRING the simulator's result for a gateway idempotency key
     {p}:gw:charges                   HASH   charge attempts per orderId (simulator)
     {p}:gw:charges:total             STRING charge attempts in all (simulator)
+    {p}:gw:refund:{key}              STRING the simulator's result for a refund idempotency key
+    {p}:gw:refunds                   HASH   refunds made per orderId (simulator)
+    {p}:gw:refunds:total             STRING refunds made in all (simulator)
     {p}:apikey:{sha256}              HASH   role, label, createdAt [, rate, burst]
+    {p}:ticket:{paymentId}           HASH   `raypay fulfill`'s ticket: ticketId, orderId,
+                                            paymentId, status (issued|void), issuedAt, voidedAt
+    {p}:fulfil:event:{eventId}       STRING an event `raypay fulfill` handled (expires in 7 days)
+    {p}:fulfil:stats                 HASH   issued, voided, voidedFirst, duplicates
     {p}:rl:key:{keyId}               HASH   token bucket of an API key (tokens, at)
     {p}:rl:customer:{customerId}     HASH   token bucket of a customer (tokens, at)
 
@@ -22,7 +38,15 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
 
     redis_store.py  _BEGIN    order:succeeded, order:pending, payment, order:payments, pending
     redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox
-    gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total
+    refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending,
+                              order:succeeded (released when the seat hold was lost)
+    refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox
+    batch_store.py  _CREATE   refund-batch, refund-batch:orders, refund-batches:open
+    batch_store.py  _RECORD   refund-batch:items, refund-batch (counts, status),
+                              refund-batches:open
+    ticket_store.py _ISSUE, _VOID   fulfil:event, ticket, fulfil:stats
+    gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
+                              gw:refund, gw:refunds, gw:refunds:total (refunds)
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call
     outbox.py       ack       MULTI: XACK + XDEL outbox, XADD outbox:delivered
 
@@ -47,6 +71,11 @@ class Keys:
         self.delivered_log = f"{prefix}:outbox:delivered"
         self.charge_counts = f"{prefix}:gw:charges"
         self.charge_total = f"{prefix}:gw:charges:total"
+        self.refunds_pending = f"{prefix}:refunds:pending"
+        self.refund_counts = f"{prefix}:gw:refunds"
+        self.refund_total = f"{prefix}:gw:refunds:total"
+        self.open_batches = f"{prefix}:refund-batches:open"
+        self.fulfil_stats = f"{prefix}:fulfil:stats"
 
     def order(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}"
@@ -56,6 +85,30 @@ class Keys:
 
     def payment(self, payment_id: str) -> str:
         return f"{self.prefix}:payment:{payment_id}"
+
+    def payment_refunds(self, payment_id: str) -> str:
+        return f"{self.prefix}:payment:{payment_id}:refunds"
+
+    def refund(self, refund_id: str) -> str:
+        return f"{self.prefix}:refund:{refund_id}"
+
+    def batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:refund-batch:{batch_id}"
+
+    def batch_orders(self, batch_id: str) -> str:
+        return f"{self.prefix}:refund-batch:{batch_id}:orders"
+
+    def batch_items(self, batch_id: str) -> str:
+        return f"{self.prefix}:refund-batch:{batch_id}:items"
+
+    def ticket(self, payment_id: str) -> str:
+        return f"{self.prefix}:ticket:{payment_id}"
+
+    def fulfilled_event(self, event_id: str) -> str:
+        return f"{self.prefix}:fulfil:event:{event_id}"
+
+    def gateway_refund(self, idempotency_key: str) -> str:
+        return f"{self.prefix}:gw:refund:{idempotency_key}"
 
     def order_payments(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}:payments"

@@ -90,6 +90,11 @@ class RedisPayments:
             fields = await self.redis.hgetall(self.keys.payment(payment_id))
         return from_record(fields) if fields else None
 
+    async def order_of(self, payment_id: str) -> str | None:
+        """The orderId of a payment (which shard owns it), or None if there is none."""
+        async with translated():
+            return await self.redis.hget(self.keys.payment(payment_id), "orderId")
+
     async def succeeded_for(self, order_id: str) -> Payment | None:
         async with translated():
             payment_id = await self.redis.get(self.keys.succeeded(order_id))

@@ -19,8 +19,11 @@ Roles and what they may read:
     checkout   create payments; read a payment by its id (ids are unguessable; with
                ``?customerId=`` only that customer's); list an order's payments only
                with ``?customerId=`` naming the order's customer (404 otherwise)
-    admin      everything checkout may, plus any order's payments without a customer,
-               and seeding orders (``POST /v1/admin/orders``)
+    refunds    refund payments and read refunds (``/v1/payments/{id}/refunds``,
+               ``/v1/refunds/{id}``, ``/v1/refund-batches``), and read a payment by its
+               id (a refund starts from one); a back office's key, never the checkout's
+    admin      everything checkout and refunds may, plus any order's payments without a
+               customer, and seeding orders (``POST /v1/admin/orders``)
 """
 
 from __future__ import annotations
@@ -41,12 +44,16 @@ _BEARER = re.compile(r"^Bearer[ \t]+([\x21-\x7e]{1,256})[ \t]*$", re.IGNORECASE)
 
 class Role(StrEnum):
     CHECKOUT = "checkout"
+    REFUNDS = "refunds"
     ADMIN = "admin"
 
 
+# Money goes out only with the refunds role: a checkout key (in the shop's front end's
+# reach) can pay, never pay back.
 _GRANTS: dict[Role, frozenset[Role]] = {
     Role.CHECKOUT: frozenset({Role.CHECKOUT}),
-    Role.ADMIN: frozenset({Role.CHECKOUT, Role.ADMIN}),
+    Role.REFUNDS: frozenset({Role.REFUNDS}),
+    Role.ADMIN: frozenset({Role.CHECKOUT, Role.REFUNDS, Role.ADMIN}),
 }
 
 

@@ -10,14 +10,21 @@
     │   ├── OrderNotFound             404 order_not_found
     │   ├── ReservationNotFound       404 reservation_not_found
     │   ├── PaymentNotFound           404 payment_not_found
+    │   ├── RefundNotFound            404 refund_not_found
+    │   ├── RefundBatchNotFound       404 refund_batch_not_found
     │   ├── ReservationInactive       409 reservation_inactive
     │   ├── OrderNotPayable           409 order_not_payable
+    │   ├── PaymentNotRefundable      409 payment_not_refundable (only a succeeded payment is)
+    │   ├── ReservationExpiredDuringPayment  409 reservation_expired_during_payment
+    │   │                             (+ the payment and the refund that paid it back)
     │   ├── AmountMismatch            422 amount_mismatch
+    │   ├── RefundExceedsPayment      422 refund_exceeds_payment (more than is left to refund)
     │   ├── IdempotencyKeyReused      422 idempotency_key_reused
     │   ├── PayloadTooLarge           413 payload_too_large
     │   └── UnsupportedMediaType      415 unsupported_media_type
     ├── RateLimited                   429 rate_limited, retriable after Retry-After
     ├── PaymentDeclined               402 card_declined, insufficient_funds, ... (+ the payment)
+    ├── RefundDeclined                402 refund_declined (+ the failed refund)
     └── Unavailable                   503 unavailable, retriable, with Retry-After
         ├── StoreUnavailable          Redis unreachable or too slow
         ├── GatewayUnavailable        gateway timeout or error
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from raypay.domain.model import Payment
+    from raypay.domain.refunds import Refund
 
 
 class RaypayError(Exception):
@@ -114,6 +122,18 @@ class PaymentNotFound(Rejected):
     title = "Payment not found"
 
 
+class RefundNotFound(Rejected):
+    code = "refund_not_found"
+    status = 404
+    title = "Refund not found"
+
+
+class RefundBatchNotFound(Rejected):
+    code = "refund_batch_not_found"
+    status = 404
+    title = "Refund batch not found"
+
+
 class ReservationInactive(Rejected):
     code = "reservation_inactive"
     status = 409
@@ -124,6 +144,34 @@ class OrderNotPayable(Rejected):
     code = "order_not_payable"
     status = 409
     title = "Order cannot be paid in its current state"
+
+
+class PaymentNotRefundable(Rejected):
+    code = "payment_not_refundable"
+    status = 409
+    title = "Only a succeeded payment can be refunded"
+
+
+class RefundExceedsPayment(Rejected):
+    code = "refund_exceeds_payment"
+    status = 422
+    title = "Refunds would exceed what the payment charged"
+
+
+class ReservationExpiredDuringPayment(Rejected):
+    """The seat hold expired (or was released) while the card was charged: the payment
+    succeeded and was refunded at once. ``payment`` and ``refund`` are both."""
+
+    code = "reservation_expired_during_payment"
+    status = 409
+    title = "The reservation expired while the payment was made; it was refunded"
+
+    def __init__(
+        self, detail: str = "", payment: Payment | None = None, refund: Refund | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.args = (detail, payment, refund)
+        self.payment, self.refund = payment, refund
 
 
 class AmountMismatch(Rejected):
@@ -187,6 +235,20 @@ class PaymentDeclined(RaypayError):
     @property
     def problem_code(self) -> str:
         return self.decline_code
+
+
+class RefundDeclined(RaypayError):
+    """The gateway declined a refund; ``refund`` is the failed refund (its ``errorCode``
+    says why; the problem's code is always ``refund_declined``)."""
+
+    code = "refund_declined"
+    status = 402
+    title = "Refund declined"
+
+    def __init__(self, detail: str = "", refund: Refund | None = None) -> None:
+        super().__init__(detail)
+        self.args = (detail, refund)
+        self.refund = refund
 
 
 class Unavailable(RaypayError):

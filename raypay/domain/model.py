@@ -93,6 +93,19 @@ class Payment:
     error_message: str | None = None
     processed_at: datetime | None = None
     is_simulated: bool = True
+    # What its succeeded refunds paid back, in minor units of ``amount``'s currency. The
+    # status stays ``succeeded``: it says how the charge ended, which a refund does not
+    # change (as Stripe's charges do); ``refunded`` says what happened since.
+    amount_refunded_minor: int = 0
+
+    @property
+    def amount_refunded(self) -> Money:
+        return Money(self.amount_refunded_minor, self.amount.currency)
+
+    @property
+    def refunded(self) -> bool:
+        """Fully refunded."""
+        return self.amount_refunded_minor >= self.amount.minor
 
     @classmethod
     def start(cls, request: PaymentRequest, payment_id: str, now: datetime) -> Payment:
@@ -177,6 +190,15 @@ def check_reservation(
 
 
 AMOUNT_TOO_LARGE = "amount_too_large"  # the error's stable type (an HTTP 422's errors[])
+
+
+def hold_lost(reservation: Reservation | None, now: datetime) -> bool:
+    """The seat hold is gone: released, expired (by status or by time), or no longer there."""
+    return (
+        reservation is None
+        or reservation.status != ReservationStatus.ACTIVE
+        or reservation.expires_at <= now
+    )
 
 
 def check_amount_cap(

@@ -1,8 +1,8 @@
-"""How a payment request ended: the ``Outcome`` a shard returns, and its kind for
-metrics and logs.
+"""How a payment or refund request ended: the ``Outcome`` a shard returns, and its kind
+for metrics and logs.
 
-An Outcome is final: the payment (new or replayed), or a refusal that retrying the
-same request would meet again (a decline, an unknown order, ...). A dependency that is
+An Outcome is final: the payment (new or replayed) or the refund, or a refusal that
+retrying the same request would meet again (a decline, an unknown order, ...). A dependency that is
 away is not an outcome: it is raised (``Unavailable``, 503), and the retry runs for real.
 """
 
@@ -14,25 +14,38 @@ from enum import StrEnum
 from raypay.domain.errors import (
     PaymentDeclined,
     RaypayError,
+    RefundDeclined,
     Rejected,
     Unavailable,
     problem_code,
 )
 from raypay.domain.model import Payment
 from raypay.domain.pickling import by_fields
+from raypay.domain.refunds import Refund
+
+Refusal = Rejected | PaymentDeclined | RefundDeclined
 
 
 @by_fields
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The succeeded payment, or a final refusal (``error``; a decline's failed payment
-    is ``payment`` too). ``replayed``: the order was paid before, this is that payment.
-    ``key_replay``: the outcome stored for the request's Idempotency-Key, given again."""
+    """The succeeded payment (or refund: ``refund``, with its payment as it left it), or
+    a final refusal (``error``; a declined payment or refund is here too).
+    ``replayed``: the order was paid before, this is that payment. ``key_replay``: the
+    outcome stored for the request's Idempotency-Key, given again."""
 
     payment: Payment | None = None
     replayed: bool = False
-    error: Rejected | PaymentDeclined | None = None
+    error: Refusal | None = None
     key_replay: bool = False
+    refund: Refund | None = None
+
+
+def refused(error: Refusal) -> Outcome:
+    """The final outcome of a refusal, with the payment or refund a decline carries."""
+    return Outcome(
+        payment=getattr(error, "payment", None), refund=getattr(error, "refund", None), error=error
+    )
 
 
 class OutcomeKind(StrEnum):
@@ -62,6 +75,8 @@ def classify(result: Outcome | BaseException) -> tuple[OutcomeKind, str]:
         return OutcomeKind.UNAVAILABLE, result.cause
     if isinstance(result, PaymentDeclined):
         return OutcomeKind.DECLINED, result.decline_code
+    if isinstance(result, RefundDeclined):
+        return OutcomeKind.DECLINED, result.code
     if isinstance(result, RaypayError) and result.status < 500:
         return OutcomeKind.REJECTED, problem_code(result)
     return OutcomeKind.ERROR, "internal_error"

@@ -1,15 +1,18 @@
-"""The small interfaces the payment workflow talks to. Adapters implement them."""
+"""The small interfaces the payment and refund workflows talk to. Adapters implement them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from raypay.domain.events import PaymentEvent
+from raypay.domain.events import PaymentEvent, RefundEvent
 from raypay.domain.model import Order, Payment, Reservation
 from raypay.domain.money import Money
 from raypay.domain.pickling import by_fields
+from raypay.domain.refunds import Refund
 
 
 class OrderStore(Protocol):
@@ -56,6 +59,41 @@ class PaymentStore(Protocol):
 
 @by_fields
 @dataclass(frozen=True, slots=True)
+class RefundBegun:
+    """What ``RefundStore.begin`` found: the new pending refund, or the one with its id."""
+
+    refund: Refund
+    created: bool
+
+
+class RefundStore(Protocol):
+    async def begin(self, refund: Refund, release_order: bool = False) -> RefundBegun:
+        """Atomically record ``refund`` as pending and set its amount aside on its payment.
+
+        ``release_order``: in the same step the payment stops being its order's succeeded
+        payment, so the order can be paid again (a payment whose seat hold was lost).
+
+        Raises PaymentNotRefundable unless the payment succeeded, and RefundExceedsPayment
+        if the amount is more than is left (charged, less refunded, less set aside): the
+        guard that keeps a payment's refunds within its charge, concurrent ones included.
+        A refund with this refundId already recorded is returned with ``created=False``,
+        and nothing is written.
+        """
+
+    async def settle(self, refund: Refund, event: RefundEvent) -> Refund:
+        """Atomically record the outcome, move the set-aside amount to the payment's
+        refunded amount (succeeded) or back (failed), and queue the event in the outbox.
+
+        Settling an already settled refund writes nothing and returns the stored one.
+        """
+
+    async def get(self, refund_id: str) -> Refund | None: ...
+
+    async def list_for_payment(self, payment_id: str) -> list[Refund]:
+        """The payment's refunds, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeRequest:
     idempotency_key: str
     amount: Money
@@ -74,6 +112,27 @@ class ChargeResult:
     simulated: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class RefundCharge:
+    """A refund of (part of) an earlier charge."""
+
+    idempotency_key: str  # the refundId
+    charge_key: str  # the charge's idempotency key: the paymentId
+    transaction_id: str  # the charge's id at the gateway
+    amount: Money
+    payment_method: str
+    reference: str = ""  # the orderId
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    succeeded: bool
+    gateway_refund_id: str | None = None
+    decline_code: str | None = None
+    message: str | None = None
+
+
 class Gateway(Protocol):
     async def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge once per idempotency key: a repeated key returns the first result.
@@ -86,6 +145,32 @@ class Gateway(Protocol):
         """The result of the charge made with this key; if none was made, the key is
         closed with a declined ``abandoned`` result, so a late charge cannot happen."""
 
+    async def refund(self, request: RefundCharge) -> RefundResult:
+        """Refund once per idempotency key (the refundId): a repeated key returns the
+        first result, so a retried refund never pays back twice.
+
+        Raises GatewayUnavailable on timeout or error; the refund may or may not have
+        happened, and a retry with the same key settles it. A refund is owed, so the
+        retry (or the sweep) asks again rather than closing the key.
+        """
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass
+class Deps:
+    """Every port the payment and refund workflows talk to."""
+
+    orders: OrderStore
+    reservations: ReservationStore
+    payments: PaymentStore
+    refunds: RefundStore
+    gateway: Gateway
+    clock: Clock
+    ids: Callable[[str], str] = field(default=new_id)

@@ -1,19 +1,17 @@
 """The payment story, step by step, against small ports (DESIGN.md, "The request path").
 
-A newcomer reads ``pay`` top to bottom and knows the whole workflow. It runs inside
-the PaymentActor shard that owns the order, under that order's lock; the atomic
-``PaymentStore.begin`` makes it safe even if two shards ever ran it at once.
+A newcomer reads ``pay`` top to bottom and knows the whole workflow (the refund story,
+``refund``, is told beside it in refunding.py). It runs inside the PaymentActor shard
+that owns the order, under that order's lock; the atomic ``PaymentStore.begin`` makes it
+safe even if two shards ever ran it at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from raypay.domain.errors import PaymentDeclined, Unavailable
+from raypay.domain.errors import PaymentDeclined, ReservationExpiredDuringPayment, Unavailable
 from raypay.domain.events import event_for
 from raypay.domain.model import (
     Payment,
@@ -22,35 +20,17 @@ from raypay.domain.model import (
     Reservation,
     check_order,
     check_reservation,
+    hold_lost,
 )
 from raypay.domain.outcomes import Outcome
-from raypay.domain.ports import (
-    ChargeRequest,
-    ChargeResult,
-    Clock,
-    Gateway,
-    OrderStore,
-    PaymentStore,
-    ReservationStore,
-)
+from raypay.domain.ports import ChargeRequest, ChargeResult, Deps, new_id
+from raypay.domain.refunding import refund_lost_hold
+
+__all__ = ["Deps", "charge_and_settle", "new_id", "pay", "settle", "settle_pending"]
 
 log = logging.getLogger("raypay.domain.workflow")
 # How many earlier attempts one request settles before it gives up with a 503.
 MAX_PREDECESSORS = 3
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
-
-
-@dataclass
-class Deps:
-    orders: OrderStore
-    reservations: ReservationStore
-    payments: PaymentStore
-    gateway: Gateway
-    clock: Clock
-    ids: Callable[[str], str] = field(default=new_id)
 
 
 async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
@@ -86,7 +66,7 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
         if found.status is PaymentStatus.PENDING:
             # A predecessor (a crashed shard, a timed-out gateway call) left this
             # pending: settle it through the gateway's idempotency key first.
-            settled = await charge_and_settle(found, deps, request.request_id)
+            settled = await _charge_for_held_seats(found, deps, request.request_id)
             if settled.status is PaymentStatus.SUCCEEDED:
                 # Not a replay: the client that retried never saw this payment before.
                 return Outcome(settled, replayed=False)
@@ -95,8 +75,9 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
     if not begun.created:
         raise Unavailable(f"order {request.order_id} is being paid elsewhere; retry")
 
-    # 5 and 6. Charge through the gateway, record the outcome and queue the event.
-    settled = await charge_and_settle(begun.payment, deps, request.request_id)
+    # 5-7. Charge through the gateway, record the outcome and queue the event, and keep
+    # no money for seats the buyer no longer holds (see _charge_for_held_seats).
+    settled = await _charge_for_held_seats(begun.payment, deps, request.request_id)
     if settled.status is PaymentStatus.FAILED:
         raise PaymentDeclined(
             settled.error_message or "declined",
@@ -112,19 +93,37 @@ async def _reservation(request: PaymentRequest, deps: Deps) -> Reservation | Non
     return await deps.reservations.get(request.reservation_id)
 
 
+async def _charge_for_held_seats(
+    payment: Payment, deps: Deps, request_id: str | None = None
+) -> Payment:
+    """Steps 5 and 6 (charge, then record the outcome with its event), then 7: if the
+    seat hold expired or was released while the card was charged, the buyer no longer
+    holds the seats, so the payment is refunded at once and releases its order
+    (ReservationExpiredDuringPayment, 409, with both). The hold is read again beside the
+    record (one round trip with a pipelining client), only after an approval."""
+    result = await deps.gateway.charge(_charge_request(payment, request_id))
+    if not result.approved or payment.reservation_id is None:
+        return await settle(payment, result, deps, request_id)
+    settled, hold = await asyncio.gather(
+        settle(payment, result, deps, request_id),
+        deps.reservations.get(payment.reservation_id),
+    )
+    if settled.status is PaymentStatus.SUCCEEDED and hold_lost(hold, deps.clock.now()):
+        await refund_lost_hold(settled, deps, request_id)  # raises
+    return settled
+
+
+def _charge_request(payment: Payment, request_id: str | None) -> ChargeRequest:
+    return ChargeRequest(
+        payment.payment_id, payment.amount, payment.payment_method, payment.order_id, request_id
+    )
+
+
 async def charge_and_settle(payment: Payment, deps: Deps, request_id: str | None = None) -> Payment:
     """Steps 5 and 6: charge with the paymentId as idempotency key, then record the
     outcome and its event in one atomic store step. GatewayUnavailable leaves the
     payment pending, to be settled by the retry or the sweep."""
-    result = await deps.gateway.charge(
-        ChargeRequest(
-            payment.payment_id,
-            payment.amount,
-            payment.payment_method,
-            payment.order_id,
-            request_id,
-        )
-    )
+    result = await deps.gateway.charge(_charge_request(payment, request_id))
     return await settle(payment, result, deps, request_id)
 
 
@@ -164,6 +163,14 @@ async def settle_pending(payment: Payment, deps: Deps) -> Payment:
 
     The gateway is asked for the charge by idempotency key; with none, the gateway
     closes the key and the attempt is marked failed (``abandoned``), so the order
-    can be paid again and a late charge with that key cannot happen.
+    can be paid again and a late charge with that key cannot happen. A charge found
+    for a payment whose seat hold is gone by now is refunded at once, as in ``pay``.
     """
-    return await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
+    settled = await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
+    if settled.status is PaymentStatus.SUCCEEDED and payment.reservation_id is not None:
+        if hold_lost(await deps.reservations.get(payment.reservation_id), deps.clock.now()):
+            try:
+                await refund_lost_hold(settled, deps)
+            except ReservationExpiredDuringPayment as lost:
+                return lost.payment or settled
+    return settled

@@ -3,11 +3,13 @@
     raypay up                 start Redis, broker, Ray and the Serve app; Ctrl-C stops all
     raypay where [--json]     URLs of the running stack (exit 1 if none runs)
     raypay seed [options]     write orders / reservations into the stack's Redis
-    raypay keys create --role checkout|admin [--label L] [--rate R --burst B]
+    raypay keys create --role checkout|refunds|admin [--label L] [--rate R --burst B]
                               a new API key: printed once, only its hash is stored
     raypay keys revoke ID     delete a key (its id, hash, or the key); 401 within ~1 s
     raypay keys list          ids, roles and labels of the stored keys
     raypay load [options]     burst checkout traffic at the running stack, invariants checked
+                              (--scenario cancelled-event: then refund every order in batches)
+    raypay fulfill            the reference consumer: a ticket per payment, void on full refund
     raypay bench [options]    raypay against a FastAPI peer on this machine, one line per figure
 
 Options before the command: ``--data-dir`` (default ``Settings().data_dir``, ``.raypay``).
@@ -165,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="create, revoke and list API keys (in Redis)")
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="a new key, printed once")
-    create.add_argument("--role", required=True, choices=["checkout", "admin"])
+    create.add_argument("--role", required=True, choices=["checkout", "refunds", "admin"])
     create.add_argument("--label", default="", help="a note on whose key it is")
     create.add_argument("--rate", type=float, help="requests/s for this key (default: setting)")
     create.add_argument("--burst", type=int, help="burst of --rate (default: one second's)")
@@ -175,10 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     from raypay.tools.bench.cli import add_bench_parser
+    from raypay.tools.fulfill import add_fulfill_parser
     from raypay.tools.loadgen.cli import add_load_parser
 
     add_load_parser(commands)
     add_bench_parser(commands)
+    add_fulfill_parser(commands)
     return parser
 
 

@@ -155,7 +155,7 @@ def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
     kafka = _external("RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
     if kafka is None:
         kafka_port = pick_port(KAFKA_PORT)
-        topics = [settings.topic_succeeded, settings.topic_failed]
+        topics = settings.topics()
 
         def start() -> Server:
             broker = start_broker(kafka_port, options.data_dir / "logs")

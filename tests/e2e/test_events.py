@@ -3,22 +3,10 @@ checked against the JSON Schemas consumers read (schemas/events/)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import jsonschema
 import pytest
+from raystack import assert_valid
 
 pytestmark = pytest.mark.e2e
-
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
-
-
-def assert_valid(message: dict) -> None:
-    """The event validates against the schema of its type and version."""
-    event = message["value"]
-    path = SCHEMAS / f"{event['eventType']}.v{event['schemaVersion']}.json"
-    jsonschema.validate(event, json.loads(path.read_text()))
 
 
 COMMON = {

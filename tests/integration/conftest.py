@@ -52,7 +52,7 @@ class FaultStack:
     def create_topics(self) -> None:
         # The embedded broker keeps topics in memory: a restart needs them made again.
         settings = self.service.settings
-        create_topics(self.broker.url, [settings.topic_succeeded, settings.topic_failed])
+        create_topics(self.broker.url, settings.topics())
 
     def stop_broker(self) -> None:
         if self.broker is not None:
@@ -93,8 +93,9 @@ async def faults(
         redis_timeout_s=1.0,
         gateway_timeout_s=2.0,
         shard_timeout_s=5.0,
+        refund_batch_rate=10,  # a batch of 30 takes ~3 s: time to kill actors under it
     )
-    create_topics(stack.broker.url, [settings.topic_succeeded, settings.topic_failed])
+    create_topics(stack.broker.url, settings.topics())
     serve.run(PaymentIngress.bind(stack.args, settings), name="raypay-faults", route_prefix=ROUTE)
     stack.service = Service(
         service.base_url + ROUTE,

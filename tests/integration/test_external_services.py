@@ -84,7 +84,7 @@ async def wait_for_state(
 @pytest.mark.timeout(90)
 async def test_raypay_up_runs_on_the_redis_and_broker_it_is_pointed_at(tmp_path):
     settings = Settings()
-    topics = [settings.topic_succeeded, settings.topic_failed]
+    topics = settings.topics()
     with (
         start_redis(tmp_path / "redis", free_port()) as external_redis,
         start_broker(free_port(), tmp_path / "broker") as external_broker,

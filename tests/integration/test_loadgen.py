@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from raypay.tools.loadgen.cancelled import refund_everything
 from raypay.tools.loadgen.evidence import Target
 from raypay.tools.loadgen.plan import Scenario
 from raypay.tools.loadgen.report import summary_lines, write_json
@@ -45,3 +46,30 @@ async def test_a_small_burst_keeps_every_invariant(service, broker, tmp_path):
     write_json(result, tmp_path / "run.json")
     written = json.loads((tmp_path / "run.json").read_text())
     assert written["ok"] is True and len(written["samples"]["latencyMs"]) == len(result.samples)
+
+
+@pytest.mark.timeout(180)
+async def test_a_cancelled_event_refunds_every_order_and_voids_every_ticket(service, broker):
+    settings = service.settings
+    target = Target(
+        base_url=service.base_url,
+        redis_url=settings.redis_url,
+        kafka=broker.url,
+        key_prefix=settings.key_prefix,
+        api_key=getattr(service, "api_key", None),
+    )
+    result = await run_load(target, Scenario(payments=60, concurrency=20, seed=5))
+
+    checks, figures = await refund_everything(
+        target, result.run_id, [o.order_id for o in result.orders], lambda _: None, 30
+    )
+
+    result.checks += checks
+    result.refund_phase = figures
+    assert result.ok, "\n".join(summary_lines(result))
+    assert (figures["ordersRefunded"], figures["batches"]) == (60, 1)
+    assert {c.name for c in checks} == {
+        "refunded within the charge", "one event per refund", "no refund pending",
+        "every payment refunded", "every ticket voided",
+    }  # fmt: skip
+    assert any(line.lstrip().startswith("refunds") for line in summary_lines(result))

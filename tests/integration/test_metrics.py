@@ -94,7 +94,7 @@ async def metered(
         simulator=SimulatorArgs(timeout_hold_s=4.0),
         sweep_after_s=3600,
     )
-    stack.topics = (settings.topic_succeeded, settings.topic_failed)
+    stack.topics = tuple(settings.topics())
     try:
         stack.start_broker()
         serve.run(PaymentIngress.bind(args, settings), name="raypay-metered", route_prefix=ROUTE)

@@ -11,11 +11,19 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from raypay.domain.errors import GatewayUnavailable
-from raypay.domain.events import PaymentEvent
+from raypay.domain.errors import GatewayUnavailable, PaymentNotRefundable, RefundExceedsPayment
+from raypay.domain.events import PaymentEvent, RefundEvent
 from raypay.domain.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
 from raypay.domain.money import Money
-from raypay.domain.ports import Begun, ChargeRequest, ChargeResult
+from raypay.domain.ports import (
+    Begun,
+    ChargeRequest,
+    ChargeResult,
+    RefundBegun,
+    RefundCharge,
+    RefundResult,
+)
+from raypay.domain.refunds import Refund, RefundStatus, with_refund
 from raypay.domain.workflow import Deps
 
 
@@ -47,13 +55,14 @@ class FakePayments:
     def __init__(self) -> None:
         self.payments: dict[str, Payment] = {}
         self.by_order: dict[str, list[str]] = defaultdict(list)
-        self.outbox: list[PaymentEvent] = []
+        self.outbox: list[PaymentEvent | RefundEvent] = []
+        self.released: set[str] = set()  # succeeded payments that no longer count for their order
 
     def _current(self, order_id: str) -> Payment | None:
-        """The order's succeeded payment, else its pending one."""
+        """The order's succeeded payment (unless released), else its pending one."""
         for wanted in (PaymentStatus.SUCCEEDED, PaymentStatus.PENDING):
             for payment_id in self.by_order[order_id]:
-                if self.payments[payment_id].status is wanted:
+                if self.payments[payment_id].status is wanted and payment_id not in self.released:
                     return self.payments[payment_id]
         return None
 
@@ -83,6 +92,53 @@ class FakePayments:
         return [self.payments[payment_id] for payment_id in self.by_order[order_id]]
 
 
+class FakeRefunds:
+    """A RefundStore over FakePayments: amounts set aside while pending, the payment's
+    refunded amount kept on it, and the same outbox list."""
+
+    def __init__(self, payments: FakePayments) -> None:
+        self.payments = payments
+        self.refunds: dict[str, Refund] = {}
+        self.by_payment: dict[str, list[str]] = defaultdict(list)
+
+    def _taken(self, payment_id: str) -> int:
+        return sum(
+            self.refunds[refund_id].amount.minor
+            for refund_id in self.by_payment[payment_id]
+            if self.refunds[refund_id].status is not RefundStatus.FAILED
+        )
+
+    async def begin(self, refund: Refund, release_order: bool = False) -> RefundBegun:
+        if (existing := self.refunds.get(refund.refund_id)) is not None:
+            return RefundBegun(existing, created=False)
+        payment = self.payments.payments[refund.payment_id]
+        if payment.status is not PaymentStatus.SUCCEEDED:
+            raise PaymentNotRefundable(f"payment {payment.payment_id} is {payment.status}")
+        if self._taken(payment.payment_id) + refund.amount.minor > payment.amount.minor:
+            raise RefundExceedsPayment("more than is left")
+        self.refunds[refund.refund_id] = refund
+        self.by_payment[refund.payment_id].append(refund.refund_id)
+        if release_order:
+            self.payments.released.add(refund.payment_id)
+        return RefundBegun(refund, created=True)
+
+    async def settle(self, refund: Refund, event: RefundEvent) -> Refund:
+        stored = self.refunds[refund.refund_id]
+        if stored.status is not RefundStatus.PENDING:
+            return stored
+        self.refunds[refund.refund_id] = refund
+        payment = self.payments.payments[refund.payment_id]
+        self.payments.payments[refund.payment_id] = with_refund(payment, refund)
+        self.payments.outbox.append(event)
+        return refund
+
+    async def get(self, refund_id: str) -> Refund | None:
+        return self.refunds.get(refund_id)
+
+    async def list_for_payment(self, payment_id: str) -> list[Refund]:
+        return [self.refunds[refund_id] for refund_id in self.by_payment[payment_id]]
+
+
 ABANDONED = ChargeResult(approved=False, decline_code="abandoned", message="abandoned")
 
 
@@ -96,6 +152,11 @@ class FakeGateway:
         self._next_decline: tuple[str, str] | None = None
         self._next_outage: bool | None = None  # None: no outage; True: charged first
         self._txn = itertools.count(1)
+        self.refund_ledger: dict[str, RefundResult] = {}
+        self.refunded: list[str] = []  # keys of refunds made, in order
+        self.refund_calls: list[RefundCharge] = []
+        self._next_refund_decline: tuple[str, str] | None = None
+        self._next_refund_outage: bool | None = None
 
     def decline_next(self, code: str = "card_declined", message: str = "declined") -> None:
         self._next_decline = (code, message)
@@ -125,6 +186,32 @@ class FakeGateway:
 
     async def resolve_charge(self, idempotency_key: str) -> ChargeResult:
         return self.ledger.setdefault(idempotency_key, ABANDONED)
+
+    def decline_next_refund(self, code: str = "expired_or_canceled_card", message: str = "no"):
+        self._next_refund_decline = (code, message)
+
+    def refund_unavailable_next(self, refunded: bool = False) -> None:
+        """The next refund raises GatewayUnavailable; ``refunded``: after refunding."""
+        self._next_refund_outage = refunded
+
+    async def refund(self, request: RefundCharge) -> RefundResult:
+        self.refund_calls.append(request)
+        if (earlier := self.refund_ledger.get(request.idempotency_key)) is not None:
+            return earlier
+        outage, self._next_refund_outage = self._next_refund_outage, None
+        if outage is False:
+            raise GatewayUnavailable("gateway down, nothing refunded")
+        if self._next_refund_decline is not None:
+            code, message = self._next_refund_decline
+            self._next_refund_decline = None
+            result = RefundResult(succeeded=False, decline_code=code, message=message)
+        else:
+            result = RefundResult(succeeded=True, gateway_refund_id=f"gre_{next(self._txn)}")
+        self.refund_ledger[request.idempotency_key] = result
+        self.refunded.append(request.idempotency_key)
+        if outage is True:
+            raise GatewayUnavailable("gateway timed out after refunding")
+        return result
 
 
 class FixedClock:
@@ -158,6 +245,10 @@ class FakeWorld:
     payments: FakePayments = field(default_factory=FakePayments)
     gateway: FakeGateway = field(default_factory=FakeGateway)
     ids: SequentialIds = field(default_factory=SequentialIds)
+    refunds: FakeRefunds = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refunds = FakeRefunds(self.payments)
 
     @property
     def deps(self) -> Deps:
@@ -165,6 +256,7 @@ class FakeWorld:
             orders=self.orders,
             reservations=self.reservations,
             payments=self.payments,
+            refunds=self.refunds,
             gateway=self.gateway,
             clock=self.clock,
             ids=self.ids,

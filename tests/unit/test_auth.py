@@ -26,6 +26,7 @@ from raypay.settings import Settings
 pytestmark = pytest.mark.unit
 
 CHECKOUT = Principal("abc", Role.CHECKOUT)
+REFUNDS = Principal("ghi", Role.REFUNDS)
 ADMIN = Principal("def", Role.ADMIN)
 
 
@@ -102,6 +103,11 @@ class TestRoles:
     def test_admin_may_do_what_checkout_may_and_more(self):
         assert CHECKOUT.may(Role.CHECKOUT) and not CHECKOUT.may(Role.ADMIN)
         assert ADMIN.may(Role.CHECKOUT) and ADMIN.may(Role.ADMIN)
+
+    def test_only_refunds_and_admin_keys_may_refund(self):
+        assert not CHECKOUT.may(Role.REFUNDS)
+        assert REFUNDS.may(Role.REFUNDS) and ADMIN.may(Role.REFUNDS)
+        assert not REFUNDS.may(Role.CHECKOUT) and not REFUNDS.may(Role.ADMIN)
 
     @pytest.mark.parametrize("owner", ["cus_1", None])
     def test_admin_lists_any_orders_payments(self, owner):

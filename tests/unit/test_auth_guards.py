@@ -140,9 +140,15 @@ def build(settings: Settings, redis: Any) -> FastAPI:
     problems.install(api)
     api.add_middleware(Admission)
     api.state.admission = AdmissionConfig(
-        bootstrap.keyring(settings, redis), settings.max_body_bytes
+        bootstrap.keyring(settings, redis),
+        settings.max_body_bytes,
+        {"/v1/refund-batches": settings.max_batch_body_bytes},
     )
     limiter = bootstrap.rate_limiter(settings, redis)
+
+    @api.post("/v1/refund-batches")
+    async def batch(body: dict) -> dict:
+        return {"size": len(body["orderIds"])}
 
     @api.post("/v1/payments")
     async def pay(body: PaymentBody, principal: Checkout) -> dict:
@@ -162,6 +168,7 @@ def settings() -> Settings:
         key_prefix="u",
         api_keys=f"{auth.hash_key(ADMIN_KEY)}:admin",
         max_body_bytes=1_000,
+        max_batch_body_bytes=500_000,
         rate_limit_per_customer=1,
         rate_limit_per_customer_burst=3,
     )
@@ -191,6 +198,15 @@ def bearer(key: str) -> dict[str, str]:
 
 
 class TestAdmission:
+    async def test_a_refund_batch_has_its_own_larger_body_limit(self, client):
+        ten_thousand = {"orderIds": [f"ord_{n:032d}" for n in range(10_000)]}  # ~400 KB
+        accepted = await client.post(
+            "/v1/refund-batches", json=ten_thousand, headers=bearer(ADMIN_KEY)
+        )
+        assert accepted.status_code == 200 and accepted.json() == {"size": 10_000}
+        refused = await client.post("/v1/payments", json=ten_thousand, headers=bearer(ADMIN_KEY))
+        assert (refused.status_code, refused.json()["code"]) == (413, "payload_too_large")
+
     async def test_no_key_is_401_and_health_is_open(self, client):
         response = await client.post("/v1/payments", json=BODY)
         assert response.status_code == 401 and response.json()["code"] == "unauthorized"

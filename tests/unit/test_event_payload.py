@@ -4,6 +4,7 @@ every event the code emits validates against its checked-in JSON Schema."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,15 +12,17 @@ import jsonschema
 import pytest
 
 from raypay.adapters.event_payload import SCHEMA_VERSION, encode, to_payload
-from raypay.adapters.gateway_sim import ABANDONED, DECLINES
-from raypay.domain.events import EventType, PaymentEvent, event_for
+from raypay.adapters.gateway_sim import ABANDONED, DECLINES, REFUND_DECLINED
+from raypay.domain.events import EventType, PaymentEvent, RefundEvent, event_for, refund_event_for
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.money import Money
+from raypay.domain.refunds import Refund, RefundReason, RefundRequest
 
 pytestmark = pytest.mark.unit
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
 USD_25 = Money(2500, "USD")
+USD_10 = Money(1000, "USD")
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 PAYMENT_FIELDS = (
     "paymentId orderId customerId reservationId amount currency paymentMethod status "
@@ -36,7 +39,7 @@ def a_payment(amount: Money = USD_25, reservation: str | None = "res_1") -> Paym
     return Payment.start(request, "pay_1", NOW)
 
 
-def validate(event: PaymentEvent) -> dict:
+def validate(event: PaymentEvent | RefundEvent) -> dict:
     payload = json.loads(encode(event))
     jsonschema.validate(payload, schema_of(event.type))
     return payload
@@ -115,3 +118,79 @@ def test_the_schema_refuses_what_the_contract_does_not_say():
 def test_the_request_id_is_a_header_not_part_of_the_payload():
     paid = a_payment().succeed("txn_1", NOW, simulated=True)
     assert "req-9" not in encode(event_for(paid, "evt_5", NOW, request_id="req-9"))
+
+
+def a_refund(payment: Payment, amount: Money = USD_10) -> Refund:
+    request = RefundRequest(payment.payment_id, RefundReason.EVENT_CANCELLED, metadata={"e": "1"})
+    return Refund.start(request, payment, "re_1", amount, NOW)
+
+
+def test_a_refund_succeeded_event_has_the_refund_and_the_payment_as_it_left_it():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    refund = a_refund(paid).succeed("gre_1", NOW + timedelta(seconds=2))
+    event = refund_event_for(refund, paid, "evt_9", NOW + timedelta(seconds=3), "req-1")
+    payload = validate(event)
+    assert payload == {
+        "eventType": "refund-succeeded",
+        "eventId": "evt_9",
+        "occurredAt": "2026-03-14T15:09:29.535Z",
+        "schemaVersion": 1,
+        "refundId": "re_1",
+        "paymentId": "pay_1",
+        "orderId": "ord_1",
+        "customerId": "cus_1",
+        "amount": "10.00",
+        "currency": "USD",
+        "reason": "event_cancelled",
+        "status": "succeeded",
+        "gatewayRefundId": "gre_1",
+        "errorCode": None,
+        "errorMessage": None,
+        "metadata": {"e": "1"},
+        "createdAt": "2026-03-14T15:09:26.535Z",
+        "processedAt": "2026-03-14T15:09:28.535Z",
+        "transactionId": "txn_1",
+        "paymentAmount": "25.00",
+        "paymentAmountRefunded": "10.00",
+        "paymentRefunded": False,
+    }
+    assert event.key == "ord_1" and "req-1" not in encode(event)
+
+
+def test_the_refund_that_completes_the_payment_says_it_is_refunded():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    first = a_refund(paid, Money(1000, "USD")).succeed("gre_1", NOW)
+    after_first = replace(paid, amount_refunded_minor=1000)
+    rest = replace(a_refund(paid, Money(1500, "USD")), refund_id="re_2").succeed("gre_2", NOW)
+    assert validate(refund_event_for(first, paid, "evt_1", NOW))["paymentRefunded"] is False
+    payload = validate(refund_event_for(rest, after_first, "evt_2", NOW))
+    assert (payload["paymentAmountRefunded"], payload["paymentRefunded"]) == ("25.00", True)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(REFUND_DECLINED.decline_code, REFUND_DECLINED.message), ("charge_not_found", "none")],
+)
+def test_every_failed_refund_the_simulator_can_cause_validates(code, message):
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    failed = a_refund(paid).fail(code, message, NOW)
+    payload = validate(refund_event_for(failed, paid, "evt_3", NOW))
+    assert (payload["eventType"], payload["status"], payload["errorCode"]) == (
+        "refund-failed", "failed", code,
+    )  # fmt: skip
+    assert payload["paymentAmountRefunded"] == "0.00" and payload["gatewayRefundId"] is None
+
+
+def test_the_refund_schemas_refuse_what_the_contract_does_not_say():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    payload = to_payload(refund_event_for(a_refund(paid).succeed("gre_1", NOW), paid, "e", NOW))
+    schema = schema_of(EventType.REFUND_SUCCEEDED)
+    for broken in (
+        {**payload, "reason": "because"},
+        {**payload, "amount": 10.0},
+        {**payload, "metadata": {"n": 1}},
+        {**payload, "extra": 1},
+        {k: v for k, v in payload.items() if k != "paymentRefunded"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)

@@ -3,18 +3,21 @@ a reproducible decline rate, and one charge per idempotency key."""
 
 from __future__ import annotations
 
+import asyncio
+
 import fakeredis
 import pytest
 
 from raypay.adapters.gateway_sim import (
     GatewaySimulator,
     RedisChargeLedger,
+    RedisRefundLedger,
     SimulatorConfig,
 )
 from raypay.adapters.keys import Keys
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.money import Money
-from raypay.domain.ports import ChargeRequest
+from raypay.domain.ports import ChargeRequest, RefundCharge
 
 pytestmark = pytest.mark.unit
 
@@ -24,7 +27,10 @@ def a_charge(key: str = "pay_1", method: str = "pm_card_visa", order: str = "ord
 
 
 def simulator(redis, **config) -> GatewaySimulator:
-    return GatewaySimulator(RedisChargeLedger(redis, Keys("raypay")), SimulatorConfig(**config))
+    keys = Keys("raypay")
+    return GatewaySimulator(
+        RedisChargeLedger(redis, keys), SimulatorConfig(**config), RedisRefundLedger(redis, keys)
+    )
 
 
 async def charges(redis) -> tuple[dict[str, str], str | None]:
@@ -195,3 +201,64 @@ class TestTimeoutCard:
 
         assert await gateway.charge(a_charge("pay_1", "pm_card_timeout")) == first
         assert await charges(redis) == ({"ord_1": "1"}, "1")
+
+
+def a_refund_of(key: str, method: str = "pm_card_visa", charge: str = "pay_1") -> RefundCharge:
+    return RefundCharge(key, charge, "txn_1", Money(1500, "USD"), method, "ord_1")
+
+
+async def refunds(redis) -> tuple[dict[str, str], str | None]:
+    return await redis.hgetall("raypay:gw:refunds"), await redis.get("raypay:gw:refunds:total")
+
+
+class TestRefunds:
+    async def test_a_charged_payment_is_refunded_once_per_key(self, redis):
+        gateway = simulator(redis)
+        await gateway.charge(a_charge("pay_1"))
+
+        first = await gateway.refund(a_refund_of("re_1"))
+        again = await gateway.refund(a_refund_of("re_1"))
+        other = await gateway.refund(a_refund_of("re_2"))
+
+        assert first.succeeded and first.gateway_refund_id.startswith("gre_")
+        assert again == first and other.gateway_refund_id != first.gateway_refund_id
+        assert await refunds(redis) == ({"ord_1": "2"}, "2")
+
+    async def test_the_ledger_survives_a_new_simulator(self, redis):
+        await simulator(redis).charge(a_charge("pay_1"))
+        first = await simulator(redis).refund(a_refund_of("re_1"))
+        assert await simulator(redis, seed=99).refund(a_refund_of("re_1")) == first
+        assert await refunds(redis) == ({"ord_1": "1"}, "1")
+
+    async def test_the_refund_declined_card_is_charged_but_not_refunded(self, redis):
+        gateway = simulator(redis)
+        assert (await gateway.charge(a_charge("pay_1", "pm_card_refundDeclined"))).approved
+
+        result = await gateway.refund(a_refund_of("re_1", "pm_card_refundDeclined"))
+
+        assert (result.succeeded, result.decline_code) == (False, "expired_or_canceled_card")
+        assert await gateway.refund(a_refund_of("re_1")) == result  # first result, any token
+        assert await refunds(redis) == ({}, None)
+
+    async def test_the_refund_timeout_card_refunds_before_holding_the_answer(self, redis):
+        gateway = simulator(redis, timeout_hold_s=0.2)
+        await gateway.charge(a_charge("pay_1", "pm_card_refundTimeout"))
+
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                gateway.refund(a_refund_of("re_1", "pm_card_refundTimeout")), 0.05
+            )
+        retried = await asyncio.wait_for(
+            gateway.refund(a_refund_of("re_1", "pm_card_refundTimeout")), 0.05
+        )
+        assert retried.succeeded
+        assert await refunds(redis) == ({"ord_1": "1"}, "1")
+
+    @pytest.mark.parametrize("method", ["pm_card_chargeDeclined", None])
+    async def test_a_charge_that_was_not_approved_is_not_refunded(self, redis, method):
+        gateway = simulator(redis)
+        if method:
+            await gateway.charge(a_charge("pay_1", method))
+        result = await gateway.refund(a_refund_of("re_1"))
+        assert (result.succeeded, result.decline_code) == (False, "charge_not_found")
+        assert await refunds(redis) == ({}, None)

@@ -3,13 +3,16 @@ and ``payment_body`` (the hot path's hand-built dict) the same as ``PaymentOut``
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from deployments.models import PaymentOut, payment_body
+from deployments.models import PaymentOut, RefundBody, RefundOut, payment_body, refund_body
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.money import Money
+from raypay.domain.refunds import Refund, RefundReason, RefundRequest
 
 pytestmark = pytest.mark.unit
 
@@ -17,7 +20,8 @@ USD_25 = Money(2500, "USD")
 NOW = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 PAYMENT_OBJECT_KEYS = (
     "paymentId orderId customerId reservationId amount currency paymentMethod status "
-    "transactionId errorCode errorMessage createdAt processedAt isSimulated"
+    "transactionId errorCode errorMessage createdAt processedAt isSimulated amountRefunded "
+    "refunded"
 ).split()
 
 
@@ -58,6 +62,8 @@ def test_a_pending_payment():
         "createdAt": "2026-03-14T15:09:26.535Z",
         "processedAt": None,
         "isSimulated": True,
+        "amountRefunded": "0.00",
+        "refunded": False,
     }
 
 
@@ -78,3 +84,78 @@ def test_the_amount_is_a_decimal_string_with_the_currency_decimals():
 def test_times_are_iso_utc_with_milliseconds_and_z():
     body = payment_body(a_pending_payment(at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)))
     assert body["createdAt"] == "2026-01-02T03:04:05.000Z"
+
+
+def test_a_refunded_payment_shows_what_was_paid_back_and_keeps_its_status():
+    paid = a_pending_payment().succeed("txn_9", NOW, simulated=True)
+    part = payment_body(replace(paid, amount_refunded_minor=1000))
+    full = payment_body(replace(paid, amount_refunded_minor=2500))
+    assert (part["status"], part["amountRefunded"], part["refunded"]) == (
+        "succeeded",
+        "10.00",
+        False,
+    )
+    assert (full["status"], full["amountRefunded"], full["refunded"]) == (
+        "succeeded",
+        "25.00",
+        True,
+    )
+
+
+REFUND_OBJECT_KEYS = (
+    "refundId paymentId orderId amount currency reason status gatewayRefundId errorCode "
+    "errorMessage metadata createdAt processedAt"
+).split()
+
+
+def a_pending_refund() -> Refund:
+    paid = a_pending_payment().succeed("txn_9", NOW, simulated=True)
+    request = RefundRequest("pay_1", RefundReason.EVENT_CANCELLED, metadata={"event": "ev_1"})
+    return Refund.start(request, paid, "re_1", Money(1000, "USD"), NOW)
+
+
+def test_the_refund_object_is_what_the_documented_model_says():
+    aliases = [field.alias for field in RefundOut.model_fields.values()]
+    assert sorted(aliases) == sorted(REFUND_OBJECT_KEYS)
+    for refund in (
+        a_pending_refund(),
+        a_pending_refund().succeed("gre_1", NOW),
+        a_pending_refund().fail("expired_or_canceled_card", "Closed", NOW),
+    ):
+        body = refund_body(refund)
+        assert sorted(body) == sorted(REFUND_OBJECT_KEYS)
+        assert RefundOut.model_validate(body).model_dump(by_alias=True) == body
+    assert refund_body(a_pending_refund())["amount"] == "10.00"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"reason": "event_cancelled", "amount": None},
+        {"reason": "duplicate", "amount": "10.00", "metadata": {"ticket": "T-1"}},
+        {"reason": "fraudulent", "amount": 7},
+    ],
+)
+def test_a_refund_body_the_contract_allows(body):
+    request = RefundBody.model_validate(body).to_domain("pay_1", "req-1")
+    assert (request.payment_id, request.reason.value) == ("pay_1", body["reason"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reason": "because"},
+        {"reason": "duplicate", "amount": "-1"},
+        {"reason": "duplicate", "amount": "0"},
+        {"reason": "duplicate", "amount": 1.5},
+        {"reason": "duplicate", "amount": "1e3"},
+        {"reason": "duplicate", "extra": 1},
+        {"reason": "duplicate", "metadata": {"bad key": "x"}},
+        {"reason": "duplicate", "metadata": {f"k{n}": "x" for n in range(21)}},
+        {"reason": "duplicate", "metadata": {"note": "4242 4242 4242 4242"}},
+    ],
+)
+def test_a_refund_body_the_contract_refuses(body):
+    with pytest.raises(ValidationError):
+        RefundBody.model_validate(body)

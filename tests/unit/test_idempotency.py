@@ -4,14 +4,21 @@ their outcomes (raypay.adapters.idempotency_store), on fakeredis."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
 from raypay.adapters.idempotency_store import RedisIdempotency
-from raypay.domain.errors import IdempotencyKeyReused, OrderNotFound, PaymentDeclined
-from raypay.domain.idempotency import fingerprint, pay_once
+from raypay.domain.errors import (
+    IdempotencyKeyReused,
+    OrderNotFound,
+    PaymentDeclined,
+    RefundDeclined,
+)
+from raypay.domain.idempotency import fingerprint, pay_once, refund_once
 from raypay.domain.money import Money
 from raypay.domain.outcomes import Outcome
+from raypay.domain.refunds import RefundReason, RefundRequest
 
 from .fakes import a_checkout, a_request
 
@@ -100,3 +107,28 @@ async def test_records_stored_before_this_format_are_still_read(store, redis, st
     if status != 404:
         assert outcome.payment is not None
         assert (outcome.payment.payment_id, str(outcome.payment.amount)) == ("pay_1", "40.00")
+
+
+async def test_a_refund_outcome_is_stored_with_its_refund_and_payment(store):
+    world = a_checkout()
+    paid = (await pay_once(a_request(), world.deps, store)).payment
+    request = RefundRequest(paid.payment_id, RefundReason.REQUESTED_BY_CUSTOMER, Decimal("5"))
+    first = await refund_once(request, world.deps, store, "key-r")
+
+    _, again = await store.get("key-r")
+
+    assert again == first and again.refund.status.value == "succeeded"
+    assert again.payment.amount_refunded_minor == 500
+
+
+async def test_a_declined_refund_is_stored_as_its_error_with_the_failed_refund(store):
+    world = a_checkout()
+    paid = (await pay_once(a_request(), world.deps, store)).payment
+    world.gateway.decline_next_refund("expired_or_canceled_card", "Closed")
+    request = RefundRequest(paid.payment_id, RefundReason.REQUESTED_BY_CUSTOMER)
+    first = await refund_once(request, world.deps, store, "key-d")
+
+    _, again = await store.get("key-d")
+
+    assert isinstance(again.error, RefundDeclined) and again.error.refund == first.refund
+    assert again.refund == first.refund and again.refund.error_code == "expired_or_canceled_card"

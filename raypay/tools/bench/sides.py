@@ -167,7 +167,7 @@ class PeerSide(Side):
         self.roots.append(redis)
         broker = start_broker(free_port(), self.data_dir / "logs")
         self.roots.append(broker)
-        topics = [settings.topic_succeeded, settings.topic_failed]
+        topics = settings.topics()
         create_topics(broker.url, topics, partitions=3)
         port = free_port()
         url = f"http://127.0.0.1:{port}"

@@ -3,6 +3,7 @@
     raypay up &                                   # or point --url/--redis-url/--kafka elsewhere
     raypay load --payments 2000 --concurrency 200 --declines 0.1 --duplicates 0.05 \\
                 --json run.json --plot run.html
+    raypay load --scenario cancelled-event --payments 5000      # then refund them all
 
 Exit code 0 when every invariant holds, 1 when one fails, 2 when no stack was found.
 """
@@ -130,6 +131,8 @@ def _target(args: argparse.Namespace) -> Any:
         key_prefix=args.key_prefix or settings.key_prefix,
         topics=(settings.topic_succeeded, settings.topic_failed),
         api_key=api_key,
+        refund_topics=(settings.topic_refund_succeeded, settings.topic_refund_failed),
+        fulfil_topics=(settings.topic_succeeded, settings.topic_refund_succeeded),
     )
 
 
@@ -164,6 +167,16 @@ def cmd_load(args: argparse.Namespace) -> int:
             verify=not args.no_verify,
         )
     )
+    if args.scenario == "cancelled-event" and not args.no_verify:
+        from raypay.tools.loadgen.cancelled import refund_everything
+
+        order_ids = [order.order_id for order in result.orders]
+        checks, result.refund_phase = asyncio.run(
+            refund_everything(
+                target, result.run_id, order_ids, lambda m: print(m, flush=True), args.drain_timeout
+            )
+        )
+        result.checks += checks
     print_summary(result)
     if args.json:
         write_json(result, args.json)
@@ -198,6 +211,13 @@ def add_load_parser(commands: Any) -> argparse.ArgumentParser:
         "file of the stack `raypay up` runs)",
     )
     add_scenario_options(parser, payments=1000, concurrency=50)
+    parser.add_argument(
+        "--scenario",
+        choices=["flash-sale", "cancelled-event"],
+        default="flash-sale",
+        help="cancelled-event: pay, then refund every paid order in refund batches while "
+        "`raypay fulfill` voids the tickets, and check the refund invariants too",
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--json", metavar="PATH", help="write every figure and sample as JSON")
     out.add_argument("--plot", metavar="PATH", help="latency picture: .png, .svg or .html")

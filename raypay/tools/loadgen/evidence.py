@@ -30,6 +30,8 @@ class Target:
     key_prefix: str = "raypay"
     topics: tuple[str, ...] = ("payment-succeeded", "payment-failed")
     api_key: str | None = None
+    refund_topics: tuple[str, ...] = ("refund-succeeded", "refund-failed")
+    fulfil_topics: tuple[str, ...] = ("payment-succeeded", "refund-succeeded")
 
 
 def seed_orders(target: Target, plans: list[OrderPlan], id_prefix: str) -> list[dict[str, str]]:

@@ -48,6 +48,15 @@ def summary_lines(result: LoadResult) -> list[str]:
         f"  unexpected   {len(result.unexpected)} answers other than 2xx or a planned 402",
     ]
     lines += [f"               {line}" for line in result.unexpected[:5]]
+    if (refunds := result.refund_phase) is not None:
+        lines.append(
+            f"  refunds      {refunds['ordersRefunded']} orders refunded, "
+            f"{refunds['ordersFailed']} failed, {refunds['ordersSkipped']} skipped, in "
+            f"{refunds['batches']} batch(es), {refunds['batchSeconds']} s "
+            f"({refunds['refundsPerSecond']} refunds/s)"
+        )
+        fulfil = "  ".join(f"{k}: {v}" for k, v in sorted(refunds["fulfil"].items()))
+        lines.append(f"  fulfil       {fulfil or '-'}")
     if result.checks:
         lines.append(f"  invariants   (verified in {result.verify_s:.1f} s)")
         width = max(len(check.name) for check in result.checks)

@@ -73,6 +73,7 @@ class LoadResult:
     samples: list[Sample]
     orders: list[OrderResult]
     checks: list[Check] = field(default_factory=list)
+    refund_phase: dict[str, Any] | None = None  # the cancelled-event scenario's figures
 
     @property
     def ok(self) -> bool:
@@ -112,6 +113,7 @@ class LoadResult:
             "errors": self.errors, "unexpectedCount": len(self.unexpected),
             "unexpected": self.unexpected[:50],
             "checks": [check.as_dict() for check in self.checks],
+            "refundPhase": self.refund_phase,
         }  # fmt: skip
         if with_samples:
             data["samples"] = {
