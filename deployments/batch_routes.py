@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from deployments.models import ID_PATTERN, MAX_METADATA, check_metadata
+from deployments.models import ID_PATTERN, MAX_METADATA, Metadata, check_metadata
 from deployments.refund_routes import PROBLEMS, Desk, IdempotencyKey
 from deployments.security import Refunds
 from raypay.domain.batches import MAX_ORDERS, BatchItem, RefundBatch
@@ -42,7 +42,11 @@ class RefundBatchBody(BaseModel):
 
     order_ids: list[OrderId] = Field(min_length=1, max_length=MAX_ORDERS)
     reason: RefundReason
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=MAX_METADATA)
+    metadata: Metadata = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA,
+        json_schema_extra={"additionalProperties": False},  # keys: only the pattern's
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -139,7 +143,7 @@ async def get_batch(
     batch_id: Annotated[str, Path(pattern=ID_PATTERN)],
     principal: Refunds,
     desk: Desk,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ORDERS)] = 0,  # a batch has at most MAX_ORDERS
     limit: Annotated[int, Query(ge=0, le=MAX_ORDERS)] = 1000,
 ) -> dict[str, Any]:
     """A batch's progress, and the outcome of its orders from ``offset`` (``limit`` of them)."""

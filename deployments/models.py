@@ -15,7 +15,15 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -281,6 +289,12 @@ class OrderPaymentsOut(BaseModel):
 # Refund metadata, as Stripe's: a few short string pairs, never a card number.
 METADATA_KEY = r"^[A-Za-z0-9_.:-]{1,40}$"
 MAX_METADATA = 20
+# The key and value rules in the type, so the OpenAPI document states them too
+# (propertyNames, maxLength); check_metadata keeps them for callers without pydantic.
+Metadata = dict[
+    Annotated[str, StringConstraints(pattern=METADATA_KEY)],
+    Annotated[str, StringConstraints(max_length=500)],
+]
 
 
 def check_metadata(value: dict[str, str]) -> dict[str, str]:
@@ -305,28 +319,26 @@ class RefundBody(BaseModel):
         json_schema_extra={"examples": [{"amount": "10.00", "reason": "requested_by_customer"}]},
     )
 
-    amount: Decimal | None = Field(
+    amount: Amount | None = Field(
         default=None,
-        description="Decimal string or number, > 0, at most the payment currency's decimals; "
-        "absent: all that is left to refund",
+        description=AMOUNT_RULES.replace("the currency's", "the payment currency's")
+        + "; absent: all that is left to refund",
     )
     reason: RefundReason
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=MAX_METADATA)
+    metadata: Metadata = Field(
+        default_factory=dict,
+        max_length=MAX_METADATA,
+        json_schema_extra={"additionalProperties": False},  # keys: only the pattern's
+    )
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def plain_decimal(cls, value: Any) -> Any:
-        if isinstance(value, float | bool):
-            raise ValueError("amount must be a decimal string or an integer, not a float")
-        if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value):
-            raise ValueError("amount must be a plain decimal such as 10.00")
-        return value
+    # As a payment's amount: a JSON number or a plain decimal string, > 0, < 10^24.
+    _plain_decimal = field_validator("amount", mode="before")(_plain_decimal)
 
     @field_validator("amount")
     @classmethod
     def positive(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value <= 0:
-            raise ValueError("amount must be greater than zero")
+        if value is not None and not 0 < value < AMOUNT_LIMIT:
+            raise ValueError("amount must be greater than zero and less than 10^24")
         return value
 
     @field_validator("metadata")

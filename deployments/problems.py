@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from deployments.models import payment_body, refund_body
 from raypay.domain.cards import redact_card_numbers
@@ -162,10 +163,29 @@ async def on_http_error(request: Request, error: Exception) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}.get(
         error.status_code, "http_error"
     )
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
-        problem(error.status_code, code, str(error.detail), str(error.detail)),
-        dict(error.headers or {}),
+        problem(error.status_code, code, str(error.detail), str(error.detail)), headers
     )
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path: Starlette's 405 names only the first
+    route that matched the path, and a path may have several (GET and POST of refunds).
+    Asked of each route as the router asks it (``matches``), method by method."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def on_unexpected(_: Request, error: Exception) -> JSONResponse:

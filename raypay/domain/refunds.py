@@ -22,7 +22,7 @@ from raypay.domain.errors import (
     RefundExceedsPayment,
 )
 from raypay.domain.model import Payment, PaymentStatus
-from raypay.domain.money import Money, MoneyError
+from raypay.domain.money import Money, MoneyError, TooManyDecimals
 
 
 class RefundStatus(StrEnum):
@@ -133,9 +133,10 @@ def refund_amount(payment: Payment, refunds: Iterable[Refund], requested: Decima
         try:
             amount = Money.parse(requested, currency)
         except MoneyError as exc:
+            kind = "amount_decimals" if isinstance(exc, TooManyDecimals) else "value_error"
             raise InvalidRequest(
                 f"amount: {exc}",
-                {"errors": [{"field": "amount", "message": str(exc), "type": "value_error"}]},
+                {"errors": [{"field": "amount", "message": str(exc), "type": kind}]},
             ) from None
     if amount.minor == 0 or amount.minor > left.minor:
         raise RefundExceedsPayment(
