@@ -37,6 +37,7 @@ from typing import Annotated, Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -274,24 +275,36 @@ async def relay(redis: aioredis.Redis, stop: asyncio.Event) -> None:
     await producer.start()
     with contextlib.suppress(RedisError):
         await redis.xgroup_create(f"{P}:outbox", "relay", id="0", mkstream=True)
+    start = "0"  # this consumer's unacknowledged entries first (a failed batch), then new
     try:
         while not stop.is_set():
-            stream = {f"{P}:outbox": ">"}
-            reply = await redis.xreadgroup("relay", "relay-1", stream, count=500, block=200)
-            entries = reply[0][1] if reply else []
-            if not entries:
-                continue
-            sent = [
-                await producer.send(topics[f["kind"]], f["value"].encode(), key=f["key"].encode())
-                for _, f in entries
-            ]
-            await asyncio.gather(*sent)
-            ids = [entry_id for entry_id, _ in entries]
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.xack(f"{P}:outbox", "relay", *ids).xdel(f"{P}:outbox", *ids)
-                await pipe.execute()
+            try:
+                stream = {f"{P}:outbox": start}
+                block = None if start == "0" else 200
+                reply = await redis.xreadgroup("relay", "relay-1", stream, count=500, block=block)
+                entries = reply[0][1] if reply else []
+                if not entries:
+                    start = ">"
+                    continue
+                await publish(producer, topics, entries)
+                ids = [entry_id for entry_id, _ in entries]
+                async with redis.pipeline(transaction=True) as pipe:
+                    pipe.xack(f"{P}:outbox", "relay", *ids).xdel(f"{P}:outbox", *ids)
+                    await pipe.execute()
+            except (KafkaError, RedisError, OSError):  # Kafka or Redis away: again, later
+                start = "0"
+                await asyncio.sleep(0.5)
     finally:
         await producer.stop()
+
+
+async def publish(producer: AIOKafkaProducer, topics: dict[str, str], entries: list) -> None:
+    """Send a batch and wait until the broker acknowledged all of it."""
+    sent = [
+        await producer.send(topics[f["kind"]], f["value"].encode(), key=f["key"].encode())
+        for _, f in entries
+    ]
+    await asyncio.gather(*sent)
 
 
 def relay_lock() -> Any:
