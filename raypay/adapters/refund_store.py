@@ -9,6 +9,7 @@ refunded + set aside never exceeds ``amountMinor``. Key names: keys.py.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 import redis.asyncio as aioredis
 
@@ -110,7 +111,9 @@ class RedisRefunds:
             raise PaymentNotRefundable(
                 f"payment {refund.payment_id} is {detail}; only a succeeded payment can be refunded"
             )
-        left = Money(max(0, int(float(detail))), refund.amount.currency)
+        # Lua's tostring of a number: "250", or "2.5e+20" when large; Decimal reads both
+        # exactly (money never goes through float here).
+        left = Money(max(0, int(Decimal(detail))), refund.amount.currency)
         raise RefundExceedsPayment(
             f"payment {refund.payment_id} has {left} {left.currency} left to refund",
             {"amountRefundable": str(left), "currency": left.currency},
