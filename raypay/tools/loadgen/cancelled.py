@@ -7,7 +7,6 @@ refund invariants (refund_checks.py) are read back from Redis and the broker.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ import redis.asyncio as aioredis
 from raypay.adapters.keys import Keys
 from raypay.adapters.ticket_store import RedisTickets
 from raypay.tools.fulfill import Fulfiller, consume
-from raypay.tools.loadgen.evidence import Target, _chunks
+from raypay.tools.loadgen.evidence import Target, _chunks, read_facts
 from raypay.tools.loadgen.invariants import Check
 from raypay.tools.loadgen.refund_checks import (
     PaymentMoney,
@@ -168,33 +167,12 @@ async def read_refund_events(
 ) -> list[RefundEventFact]:
     """The run's refund events, read from the beginning, until each wanted refund has
     one and the consumer caught up (or the deadline, at least 10 s from now)."""
-    from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(
-        *target.refund_topics,
-        bootstrap_servers=target.kafka,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
-    events: list[RefundEventFact] = []
-    seen: set[str] = set()
+    def fact_of(key: str, value: dict[str, Any]) -> tuple[RefundEventFact, str]:
+        refund_id = value["refundId"]
+        return RefundEventFact(value["eventId"], refund_id, value["eventType"]), refund_id
+
     deadline = max(deadline, time.monotonic() + 10.0)
-    try:
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for messages in batch.values():
-                for message in messages:
-                    if (message.key or b"").decode() not in order_ids:
-                        continue
-                    value = json.loads(message.value)
-                    refund_id = value["refundId"]
-                    events.append(RefundEventFact(value["eventId"], refund_id, value["eventType"]))
-                    seen.add(refund_id)
-            if not batch and wanted <= seen:
-                break
-    finally:
-        await consumer.stop()
-    return events
+    return await read_facts(
+        target.kafka, target.refund_topics, order_ids, wanted, deadline, fact_of
+    )

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from raypay.adapters.keys import Keys
 from raypay.tools.loadgen.invariants import EventFact, Evidence, PaymentFact
@@ -109,27 +110,30 @@ async def read_payments(
     return payments, charges
 
 
-async def read_events(
-    target: Target,
+async def read_facts(
+    kafka: str,
+    topics: tuple[str, ...],
     order_ids: set[str],
     wanted: set[str],
     deadline: float,
+    fact_of: Callable[[str, dict[str, Any]], tuple[Any, str]],
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[EventFact]:
-    """This run's events on both topics, read from the beginning (no consumer group),
-    until every ``wanted`` paymentId has one and the consumer has caught up, or the deadline."""
+) -> list[Any]:
+    """Every message of these orders on ``topics``, read from the beginning (no consumer
+    group), turned into facts by ``fact_of(orderId, value) -> (fact, id)``, until every
+    ``wanted`` id has one and the consumer has caught up, or the deadline."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        *target.topics,
-        bootstrap_servers=target.kafka,
+        *topics,
+        bootstrap_servers=kafka,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
-    events: list[EventFact] = []
+    facts: list[Any] = []
     seen: set[str] = set()
     try:
         while time.monotonic() < deadline:
@@ -139,18 +143,34 @@ async def read_events(
                     key = message.key.decode() if message.key else ""
                     if key not in order_ids:
                         continue
-                    value = json.loads(message.value)
-                    events.append(
-                        EventFact(value["eventId"], value["paymentId"], key, value["eventType"])
-                    )
-                    seen.add(value["paymentId"])
+                    fact, fact_id = fact_of(key, json.loads(message.value))
+                    facts.append(fact)
+                    seen.add(fact_id)
             if on_progress is not None:
                 on_progress(len(seen & wanted), len(wanted))
             if not batch and wanted <= seen:
                 break  # caught up: later duplicates, if any, would already be here
     finally:
         await consumer.stop()
-    return events
+    return facts
+
+
+async def read_events(
+    target: Target,
+    order_ids: set[str],
+    wanted: set[str],
+    deadline: float,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[EventFact]:
+    """This run's payment events on both topics, until every ``wanted`` paymentId has one."""
+
+    def fact_of(key: str, value: dict[str, Any]) -> tuple[EventFact, str]:
+        event = EventFact(value["eventId"], value["paymentId"], key, value["eventType"])
+        return event, value["paymentId"]
+
+    return await read_facts(
+        target.kafka, target.topics, order_ids, wanted, deadline, fact_of, on_progress
+    )
 
 
 async def gather_evidence(
