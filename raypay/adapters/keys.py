@@ -15,6 +15,7 @@
     {p}:order:{orderId}:payments     LIST   paymentIds, oldest first
     {p}:order:{orderId}:succeeded    STRING the succeeded paymentId
     {p}:order:{orderId}:pending      STRING the pending paymentId
+    {p}:order:{orderId}:seq          STRING the sequence number of the order's last event
     {p}:pending                      ZSET   pending paymentIds by createdAt (ms), for the sweep
     {p}:outbox                       STREAM events waiting for Kafka (eventId, kind, key, value,
                                             requestId); consumer group ``relay``
@@ -37,10 +38,11 @@
 The Lua scripts and the steps that touch more than one key (all in ``raypay/adapters``):
 
     redis_store.py  _BEGIN    order:succeeded, order:pending, payment, order:payments, pending
-    redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox
+    redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox,
+                              order:seq
     refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending,
                               order:succeeded (released when the seat hold was lost)
-    refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox
+    refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox, order:seq
     batch_store.py  _CREATE   refund-batch, refund-batch:orders, refund-batches:open
     batch_store.py  _RECORD   refund-batch:items, refund-batch (counts, status),
                               refund-batches:open
@@ -118,6 +120,9 @@ class Keys:
 
     def pending(self, order_id: str) -> str:
         return f"{self.prefix}:order:{order_id}:pending"
+
+    def order_sequence(self, order_id: str) -> str:
+        return f"{self.prefix}:order:{order_id}:seq"
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:idem:{key}"

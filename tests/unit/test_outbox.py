@@ -152,7 +152,7 @@ class TestRelayOnce:
 
         ((sent,),) = sink.batches
         assert (sent.event_id, sent.kind, sent.key) == ("evt_1", "payment-succeeded", "ord_1")
-        assert json.loads(sent.value) == to_payload(event)
+        assert json.loads(sent.value) == {**to_payload(event), "sequence": 1}
 
 
 class TestSinkUnavailable:
