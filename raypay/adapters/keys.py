@@ -19,7 +19,10 @@
     {p}:pending                      ZSET   pending paymentIds by createdAt (ms), for the sweep
     {p}:outbox                       STREAM events waiting for Kafka (eventId, kind, key, value,
                                             requestId); consumer group ``relay``
-    {p}:outbox:delivered             STREAM events the broker acknowledged (eventId, kind, key)
+    {p}:outbox:delivered             STREAM events the broker acknowledged, whole (eventId, kind,
+                                            key, value, requestId), kept for the retention
+                                            window (RAYPAY_EVENT_RETENTION_S, trimmed by
+                                            entry id): replayed to a broker that lost them
     {p}:idem:{key}                   STRING the outcome stored for an Idempotency-Key (expires)
     {p}:gw:charge:{key}              STRING the simulator's result for a gateway idempotency key
     {p}:gw:charges                   HASH   charge attempts per orderId (simulator)
@@ -50,7 +53,7 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
     gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
                               gw:refund, gw:refunds, gw:refunds:total (refunds)
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call
-    outbox.py       ack       MULTI: XACK + XDEL outbox, XADD outbox:delivered
+    outbox.py       ack       MULTI: XACK + XDEL outbox, XADD + XTRIM MINID outbox:delivered
 
 _BEGIN, _SETTLE and _RECORD run batched (script_batch.py): one EVALSHA carries the calls
 of one event-loop turn, each still atomic on its own; such a batch touches the keys of

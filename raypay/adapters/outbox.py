@@ -2,9 +2,18 @@
 
 The payment shard XADDs an event in the same atomic step that records the outcome.
 The relay reads the stream through a consumer group, publishes, and only after the
-broker acknowledged the batch does it XACK+XDEL the entries and append them to the
-delivery log. A crash or an absent broker leaves entries pending; they are re-sent
-first, in stream order, so one order's events stay in order.
+broker acknowledged the batch does it XACK+XDEL the entries and append them, whole, to
+the delivery log (``outbox:delivered``). A crash or an absent broker leaves entries
+pending; they are re-sent first, in stream order, so one order's events stay in order.
+
+The delivery log is also the retention: it keeps every delivered event for
+``retention_s`` (trimmed by entry id, i.e. time, at each acknowledgement). When the
+broker no longer has the relay's marker (kafka_sink.py: a restarted embedded broker
+forgot everything, its topics made again by `raypay up`), the relay delivers every
+retained event again, oldest first, then marks the broker, and only then goes on
+with the outbox: at least once, and one order's events still in order. Every publish
+learns about the marker in the metadata round trip it makes anyway; an idle relay asks
+once every ``idle_check_s``.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from collections import Counter
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
+from raypay.adapters.kafka_sink import KafkaSink, MarkerMissing, OutgoingEvent, SinkUnavailable
 from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import translated
 from raypay.domain.errors import StoreUnavailable
@@ -26,13 +35,36 @@ log = logging.getLogger("raypay.outbox")
 
 GROUP = "relay"
 CONSUMER = "relay-1"
-DELIVERED_MAXLEN = 1_000_000
+DAY_S = 24 * 3600
+
+
+def outgoing(fields: dict[str, str]) -> OutgoingEvent:
+    """The event of an outbox or delivery-log entry."""
+    return OutgoingEvent(
+        fields["eventId"],
+        fields["kind"],
+        fields["key"],
+        fields["value"].encode(),
+        fields.get("requestId") or None,
+    )
 
 
 class OutboxRelay:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, sink: KafkaSink, batch: int = 500):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        sink: KafkaSink,
+        batch: int = 500,
+        retention_s: float = DAY_S,
+        idle_check_s: float = 1.0,
+        replay_batch: int = 2000,
+    ) -> None:
         self.redis, self.keys, self.sink, self.batch = redis, keys, sink, batch
+        self.retention_s, self.idle_check_s = retention_s, idle_check_s
+        self.replay_batch = replay_batch
         self.delivered_log = keys.delivered_log
+        self._checked = time.monotonic()  # the last time the broker was asked about the marker
         # Running totals, read by the producer actor for its status and its metrics.
         self.published = 0
         self.published_by_kind: Counter[str] = Counter()
@@ -40,6 +72,8 @@ class OutboxRelay:
         self.publish_failures = 0  # batches the broker did not take
         self.broker_errors = 0  # the broker refused or was unreachable (start or publish)
         self.last_error: str | None = None
+        self.replays = 0  # times the broker had forgotten and retained events went again
+        self.replayed = 0  # events delivered again, in all
 
     async def ensure_group(self) -> None:
         async with translated():
@@ -65,34 +99,66 @@ class OutboxRelay:
         """Publish one batch; returns how many events the broker acknowledged."""
         entries = await self._read(block_ms)
         if not entries:
+            await self._check_when_idle()
             return 0
-        events = [
-            OutgoingEvent(
-                f["eventId"], f["kind"], f["key"], f["value"].encode(), f.get("requestId") or None
-            )
-            for _, f in entries
-        ]
+        events = [outgoing(fields) for _, fields in entries]
         try:
-            await self.sink.publish(events)
+            try:
+                await self.sink.publish(events)
+            except MarkerMissing:
+                await self.replay()
+                await self.sink.publish(events)
         except SinkUnavailable:
             self.publish_failures += 1
             raise
+        self._checked = time.monotonic()
         ids = [entry_id for entry_id, _ in entries]
         async with translated():
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.xack(self.keys.outbox, GROUP, *ids)
                 pipe.xdel(self.keys.outbox, *ids)
-                for event in events:
-                    pipe.xadd(
-                        self.delivered_log,
-                        {"eventId": event.event_id, "kind": event.kind, "key": event.key},
-                        maxlen=DELIVERED_MAXLEN,
-                        approximate=True,
-                    )
+                for _, fields in entries:
+                    pipe.xadd(self.delivered_log, fields)
+                pipe.xtrim(self.delivered_log, minid=self._retained_from(), approximate=True)
                 await pipe.execute()
         self.published += len(events)
         self.published_by_kind.update(event.kind for event in events)
         return len(events)
+
+    def _retained_from(self) -> str:
+        """The oldest delivery-log entry id still within the retention window."""
+        return f"{max(0, int((time.time() - self.retention_s) * 1000))}-0"
+
+    async def _check_when_idle(self) -> None:
+        if time.monotonic() - self._checked < self.idle_check_s:
+            return
+        if not await self.sink.remembers():
+            await self.replay()
+        self._checked = time.monotonic()
+
+    async def replay(self) -> int:
+        """Deliver every retained event again, oldest first, then mark the broker; how
+        many went. Interrupted (broker or Redis away), it starts over next time: the
+        marker is only made once all went through."""
+        start, sent = self._retained_from(), 0
+        while True:
+            async with translated():
+                entries = await self.redis.xrange(
+                    self.delivered_log, min=start, max="+", count=self.replay_batch
+                )
+            # Entries logged before events were retained whole carry no value: skipped.
+            events = [outgoing(fields) for _, fields in entries if "value" in fields]
+            if events:
+                await self.sink.publish(events, replaying=True)
+                sent += len(events)
+            if len(entries) < self.replay_batch:
+                break
+            start = "(" + entries[-1][0]
+        await self.sink.mark()
+        self.replays += 1
+        self.replayed += sent
+        log.warning("the broker had forgotten its events: delivered %d retained ones again", sent)
+        return sent
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; back off (up to 5 s) while Redis or Kafka is away."""
