@@ -283,11 +283,16 @@ async def test_broker_killed_mid_burst_loses_no_event_of_the_burst_or_before_it(
         faults.restart_broker()
     responses = await in_flight
     assert {r.status_code for r in responses} == {201}, [r.text for r in responses][:3]
-    wanted = delivered_before_kill | {
-        f["eventId"]
-        for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")
-        if f["key"] in burst_ids
-    }
+    log_of_burst = await eventually(  # the relay caught up: each burst event delivered
+        lambda: {
+            f["key"]: f["eventId"]
+            for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")
+            if f["key"] in burst_ids
+        },
+        lambda logged: logged.keys() == burst_ids,
+        within=60,
+    )
+    wanted = delivered_before_kill | set(log_of_burst.values())
     assert len(wanted) >= len(before) + len(burst)
     async with consuming(faults.broker.url, topics(service) + refund_topics(service)) as log:
         await eventually(
