@@ -179,7 +179,9 @@ class Supervised:
 
     server: Server
     start: Callable[[], Server]
-    restarts: int = 0
+    restarts: int = 0  # in all
+    quick_deaths: int = 0  # in a row, each within STABLE_S of its start: a crash loop
+    started_at: float = field(default_factory=time.monotonic)
 
 
 def _supervise(
@@ -262,7 +264,8 @@ def _on_stop_signals(handler: Any) -> None:
         signal.signal(sig, handler)
 
 
-MAX_RESTARTS = 5
+MAX_RESTARTS = 5  # quick deaths in a row that stop the stack
+STABLE_S = 10.0  # a server that ran this long before it died was not crash-looping
 
 
 def _restart(entry: Supervised, attempts: int = 10) -> Server:
@@ -280,20 +283,25 @@ def _restart(entry: Supervised, attempts: int = 10) -> Server:
 
 def _block(servers: list[Supervised]) -> None:
     """Until a stop signal. An embedded server that dies is started again, like a
-    supervisor would (the service answers 503 meanwhile and recovers by itself);
-    one that keeps dying is an error, not a silent hang."""
+    supervisor would (the service answers 503 meanwhile and recovers by itself), as
+    often as it dies; one that keeps dying right after its start (a crash loop:
+    MAX_RESTARTS times in a row, each within STABLE_S) is an error, not a silent hang."""
     while True:
         time.sleep(1.0)
         for entry in servers:
             if entry.server.alive():
                 continue
             died = f"{entry.server.name} (pid {entry.server.pid}) died"
-            if entry.restarts >= MAX_RESTARTS:
-                raise StackError(f"{died} {entry.restarts + 1} times; log {entry.server.log_path}"
+            quick = time.monotonic() - entry.started_at < STABLE_S
+            entry.quick_deaths = entry.quick_deaths + 1 if quick else 0
+            if entry.quick_deaths > MAX_RESTARTS:
+                raise StackError(f"{died} {entry.quick_deaths} times in a row within "
+                                 f"{STABLE_S:.0f} s of its start; log {entry.server.log_path}"
                                  f":\n{entry.server.log_tail()}")  # fmt: skip
             _say(f"{died}; starting it again")
             entry.restarts += 1
             entry.server = _restart(entry)
+            entry.started_at = time.monotonic()
             _say(f"{entry.server.name} is back (pid {entry.server.pid})")
 
 
