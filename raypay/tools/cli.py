@@ -11,6 +11,8 @@
                               (--scenario cancelled-event: then refund every order in batches)
     raypay fulfill            the reference consumer: a ticket per payment, void on full refund
     raypay bench [options]    raypay against a FastAPI peer on this machine, one line per figure
+                              (--soak 10m: 70% of the maximum held, memory and outbox watched)
+    raypay chaos --seed N     a paced burst while processes are killed on a seeded schedule
 
 Options before the command: ``--data-dir`` (default ``Settings().data_dir``, ``.raypay``).
 """
@@ -177,11 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     from raypay.tools.bench.cli import add_bench_parser
+    from raypay.tools.chaos.cli import add_chaos_parser
     from raypay.tools.fulfill import add_fulfill_parser
     from raypay.tools.loadgen.cli import add_load_parser
 
     add_load_parser(commands)
     add_bench_parser(commands)
+    add_chaos_parser(commands)
     add_fulfill_parser(commands)
     return parser
 
