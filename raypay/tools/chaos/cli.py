@@ -22,6 +22,11 @@ from typing import Any
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     from raypay.tools.chaos.run import ChaosOptions, default_workdir, report_lines, run_chaos
+    from raypay.tools.chaos.schedule import KINDS
+
+    if args.only and not set(args.only.split(",")) <= set(KINDS):
+        print(f"error: --only takes some of {','.join(KINDS)}", file=sys.stderr)
+        return 2
 
     root = Path(args.workdir).resolve() if args.workdir else default_workdir()
     root.mkdir(parents=True, exist_ok=True)
@@ -30,6 +35,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         seed=args.seed, orders=args.orders, seconds=args.seconds,
         concurrency=args.concurrency, duplicates=args.duplicates, workdir=workdir,
         config=args.config, num_cpus=args.num_cpus,
+        kinds=tuple(args.only.split(",")) if args.only else KINDS,
     )  # fmt: skip
 
     def say(message: str) -> None:
@@ -61,6 +67,8 @@ def add_chaos_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=200, help="buyers at once (200)")
     parser.add_argument("--duplicates", type=float, default=0.05,
                         help="share of orders sent with two concurrent copies (0.05)")  # fmt: skip
+    parser.add_argument("--only", metavar="KIND,...",
+                        help="draw faults only of these kinds (a broker kill is still added)")  # fmt: skip
     parser.add_argument("--config", help="Serve config (default: serve_config.yaml)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray (2)")
     parser.add_argument("--workdir", help="where the run's data folder goes (.raypay-chaos)")

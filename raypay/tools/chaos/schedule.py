@@ -46,19 +46,21 @@ def make_schedule(
     start_s: float = 2.0,
     pause_s: tuple[float, float] = (0.5, 2.0),
     server_gap_s: float = 12.0,
+    kinds: tuple[str, ...] = KINDS,
 ) -> list[Fault]:
-    """The faults of a run lasting ``seconds``; the same seed gives the same schedule."""
+    """The faults of a run lasting ``seconds``; the same seed gives the same schedule.
+    ``kinds``: a subset, to look at some faults alone (a broker kill is still added)."""
     rng = random.Random(seed)
     faults: list[Fault] = []
     last_kill: dict[str, float] = {}
     at = start_s
     while at < seconds:
-        kinds = [
+        allowed = [
             kind
-            for kind in KINDS
+            for kind in kinds
             if kind not in SERVER_KILLS or at - last_kill.get(kind, -server_gap_s) >= server_gap_s
         ]
-        kind = rng.choice(kinds)
+        kind = rng.choice(allowed or ["kill-shard"])
         pause = round(rng.uniform(*pause_s), 2) if kind.startswith("pause-") else 0.0
         faults.append(Fault(round(at, 2), kind, rng.randrange(1000), pause))
         if kind in SERVER_KILLS:

@@ -105,6 +105,7 @@ class RetryPolicy:
     attempts: int = 8
     base_s: float = 0.1
     cap_s: float = 5.0
+    retriable: frozenset[int] = RETRIABLE  # statuses worth another attempt (0: no answer)
 
     def delay(self, attempt: int, retry_after: str | None, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
@@ -181,7 +182,7 @@ class Buyer:
             ended = time.perf_counter()
             t0 = self.recorder.t0
             self.recorder.add(Sample(started - t0, ended - started, answer.status, kind, attempt))
-            if answer.status not in RETRIABLE or attempt == self.policy.attempts - 1:
+            if answer.status not in self.policy.retriable or attempt == self.policy.attempts - 1:
                 break
             await asyncio.sleep(self.policy.delay(attempt, answer.retry_after, self.rng))
         return answer
