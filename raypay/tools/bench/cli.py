@@ -12,6 +12,10 @@ ratio_throughput (raypay/peer), ratio_p99, ratio_cpu_per_payment and invariants.
 ``*_cpu_ms_per_payment`` is the CPU the stack spent per payment; ``*_cpu_other_pct`` the
 share of the machine that other processes took meanwhile (it skews every other figure).
 Exit code 0 when both sides ran and every invariant held.
+
+    raypay bench --soak 10m            # 70% of the measured maximum for ten minutes: RSS
+                                       # per process at start and end, the outbox depth
+                                       # over time, every error (raypay/tools/bench/soak.py)
 """
 
 from __future__ import annotations
@@ -22,7 +26,32 @@ import sys
 from typing import Any
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from raypay.tools.bench.soak import parse_duration, run_soak
+
+    try:
+        seconds = parse_duration(args.soak)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="raypay-soak-"))
+    try:
+        return run_soak(seconds, workdir, args.config, args.num_cpus)
+    except KeyboardInterrupt:
+        print("soak: interrupted; everything it started is stopped", file=sys.stderr)
+        return 130
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.soak:
+        return cmd_soak(args)
     from raypay.tools.bench.run import BenchOptions, run
     from raypay.tools.bench.sides import Gateway
     from raypay.tools.loadgen.cli import scenario_from
@@ -77,5 +106,9 @@ def add_bench_parser(commands: Any) -> argparse.ArgumentParser:
                         help="uvicorn workers of the peer (default: one per core)")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="write figures and results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    parser.add_argument("--soak", metavar="DURATION",
+                        help="instead: hold 70%% of the measured maximum for DURATION (10m, "
+                        "90s, 1h) and print memory per process, the outbox depth over time "
+                        "and every error (raypay only)")  # fmt: skip
     parser.set_defaults(func=cmd_bench)
     return parser

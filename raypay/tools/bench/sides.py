@@ -132,6 +132,10 @@ class RaypaySide(Side):
         argv += ["--num-cpus", str(self.num_cpus)]
         argv += ["--config", self.config] if self.config else []
         env = {k: v for k, v in (self.env or os.environ).items() if k not in EXTERNAL}
+        # HAProxy's own listeners (metrics, stats) on free ports: another stack on this
+        # machine may hold the preferred 9101 and 8404, and HAProxy would not start.
+        for name in ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT"):
+            env.setdefault(name, str(free_port()))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / "up.log"
         started = time.monotonic()

@@ -28,7 +28,6 @@ from raypay.tools.loadgen.evidence import Target, gather_evidence, read_payments
 from raypay.tools.loadgen.invariants import Check, Evidence, charged_exactly_once, check_all
 from raypay.tools.loadgen.plan import Scenario
 from raypay.tools.loadgen.runner import LoadResult, run_load
-from raypay.tools.stack import free_port
 
 # A buyer keeps trying through every fault, as the contract says a client may: any 5xx
 # and no answer at all are retried (Retry-After honoured, waits up to 2 s). A killed
@@ -115,15 +114,6 @@ async def _until_settled(target: Target, order_ids: list[str], deadline: float) 
         await client.aclose()
 
 
-def _env(options: ChaosOptions) -> dict[str, str]:
-    """`raypay up`'s environment, with HAProxy's own listeners (metrics, stats) on free
-    ports: another stack on this machine may hold the preferred 9101 and 8404."""
-    env = dict(options.env if options.env is not None else os.environ)
-    for name in ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT"):
-        env.setdefault(name, str(free_port()))
-    return env
-
-
 async def run_chaos(options: ChaosOptions, say=print) -> ChaosResult:
     """Start the stack, run the burst under the schedule, check, stop the stack."""
     schedule = make_schedule(options.seed, options.seconds, options.every_s, kinds=options.kinds)
@@ -132,7 +122,7 @@ async def run_chaos(options: ChaosOptions, say=print) -> ChaosResult:
         f"{len(schedule)} faults {summary(schedule)}")  # fmt: skip
     for fault in schedule:
         say(f"  planned {fault.describe()}")
-    side = RaypaySide(options.workdir, options.config, options.num_cpus, env=_env(options))
+    side = RaypaySide(options.workdir, options.config, options.num_cpus, env=options.env)
     try:
         say(f"starting raypay up in {options.workdir}")
         await asyncio.to_thread(side.start)
