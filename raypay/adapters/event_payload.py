@@ -9,7 +9,7 @@ is not backward compatible gets a new ``schemaVersion`` and a new schema file.
 Version 2 added ``sequence``: the event's place among all events of its order (payments'
 and refunds' alike, from 1), so a consumer can drop an event older than one it already
 applied. Only the outbox's Lua step can number events atomically with writing them, so
-:func:`encode` makes the payload without it and that step adds it (``SEQUENCE_LUA``, the
+:func:`encode` makes the payload without it and that step adds it (:func:`sequence_lua`, the
 same as :func:`sequenced`).
 """
 
@@ -23,13 +23,16 @@ from raypay.domain.model import iso
 
 SCHEMA_VERSION = 2
 
-# The Lua that numbers an event inside the script that queues it: the order's counter
-# (keys.py ``order:{orderId}:seq``) goes up by one and the payload gets it as its last
-# field. ``seq_key`` and ``value`` are Lua expressions; defines ``value_seq``.
-SEQUENCE_LUA = """
-local value_seq = string.sub(%(value)s, 1, -2) .. ',"sequence":' ..
-                  redis.call('INCR', %(seq_key)s) .. '}'
-"""
+
+def sequence_lua(value: str, seq_key: str) -> str:
+    """The Lua that numbers an event inside the script that queues it: the order's
+    counter (keys.py ``order:{orderId}:seq``) goes up by one and the payload gets it as
+    its last field. ``value`` and ``seq_key`` are Lua expressions; it defines
+    ``value_seq``."""
+    return (
+        f"local value_seq = string.sub({value}, 1, -2) .. ',\"sequence\":' ..\n"
+        f"                  redis.call('INCR', {seq_key}) .. '}}'"
+    )
 
 
 def to_payload(event: PaymentEvent | RefundEvent) -> dict[str, Any]:
@@ -96,10 +99,10 @@ def refund_payload(event: RefundEvent) -> dict[str, Any]:
 
 def encode(event: PaymentEvent | RefundEvent) -> str:
     """The payload as compact JSON text, without its ``sequence``: the outbox step adds
-    it (``SEQUENCE_LUA``) and the outbox keeps, and Kafka carries, the result."""
+    it (:func:`sequence_lua`) and the outbox keeps, and Kafka carries, the result."""
     return json.dumps(to_payload(event), separators=(",", ":"))
 
 
 def sequenced(text: str, sequence: int) -> str:
-    """What ``SEQUENCE_LUA`` makes of :func:`encode`'s text: ``sequence`` added last."""
+    """What :func:`sequence_lua` makes of :func:`encode`'s text: ``sequence`` added last."""
     return f'{text[:-1]},"sequence":{sequence}}}'

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.event_payload import SEQUENCE_LUA, encode
+from raypay.adapters.event_payload import encode, sequence_lua
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import (
     from_record,
@@ -41,14 +41,14 @@ return {'created', ARGV[1]}
 # KEYS: payment, order:pending, order:succeeded, pending, outbox, order:seq.
 # ARGV: paymentId, status, kind, key, value (no sequence yet), eventId, requestId, fields...
 # Settling twice is a no-op: one recorded outcome, one event, one sequence number.
-_SETTLE = """
+_SETTLE = f"""
 local current = redis.call('HGET', KEYS[1], 'status')
 if current ~= 'pending' then return current or 'missing' end
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if ARGV[2] == 'succeeded' then redis.call('SET', KEYS[3], ARGV[1]) end
 redis.call('ZREM', KEYS[4], ARGV[1])
-""" + SEQUENCE_LUA % {"value": "ARGV[5]", "seq_key": "KEYS[6]"} + """
+{sequence_lua("ARGV[5]", "KEYS[6]")}
 redis.call('XADD', KEYS[5], '*', 'eventId', ARGV[6], 'kind', ARGV[3], 'key', ARGV[4],
            'value', value_seq, 'requestId', ARGV[7])
 return 'settled'

@@ -270,7 +270,9 @@ async def test_broker_killed_mid_burst_loses_no_event_of_the_burst_or_before_it(
     in_flight = asyncio.gather(*(pay_at(i, order) for i, order in enumerate(burst)))
     burst_ids = {order["orderId"] for order in burst}
     await eventually(  # mid-burst: some of its events are delivered, most are to come
-        lambda: burst_ids & {f["key"] for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")},
+        lambda: (
+            burst_ids & {f["key"] for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")}
+        ),
         lambda delivered: len(delivered) >= 20,
     )
     delivered_before_kill = {

@@ -308,9 +308,7 @@ class TestReplay:
         # Delivered once each in the log: a replay delivers again, it logs nothing new.
         assert await delivered_ids(redis) == ["evt_0", "evt_1", "evt_2", "evt_3"]
 
-    async def test_an_idle_relay_notices_and_replays_without_new_events(
-        self, redis, keys, sink
-    ):
+    async def test_an_idle_relay_notices_and_replays_without_new_events(self, redis, keys, sink):
         relay = OutboxRelay(redis, keys, sink, idle_check_s=0)
         await relay.ensure_group()
         await queue(redis, "evt_1")
@@ -334,7 +332,9 @@ class TestReplay:
         relay = OutboxRelay(redis, keys, sink, retention_s=3600)
         await relay.ensure_group()
         two_hours_ago_ms = int((time.time() - 7200) * 1000)
-        await queue(redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=f"{OUTBOX}:delivered")
+        await queue(
+            redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=f"{OUTBOX}:delivered"
+        )
         await queue(redis, "evt_1")
         await relay.relay_once(block_ms=10)
         sink.forget()
@@ -348,7 +348,9 @@ class TestReplay:
         await relay.ensure_group()
         old_ms = int((time.time() - 7200) * 1000)
         for n in range(3):
-            await queue(redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=f"{OUTBOX}:delivered")
+            await queue(
+                redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=f"{OUTBOX}:delivered"
+            )
         await queue(redis, "evt_1")
 
         await relay.relay_once(block_ms=10)
@@ -383,7 +385,11 @@ class TestReplay:
 
         assert await relay.replay() == 5
 
-        assert sink.marked and sink.replayed_ids == ["evt_0", "evt_1", *(f"evt_{n}" for n in range(5))]
+        assert sink.marked and sink.replayed_ids == [
+            "evt_0",
+            "evt_1",
+            *(f"evt_{n}" for n in range(5)),
+        ]
 
     async def test_the_run_loop_replays_and_goes_on(self, redis, relay, sink):
         await queue(redis, "evt_1")
@@ -402,5 +408,5 @@ class TestReplay:
 
 
 async def _until(condition) -> None:
-    while not condition():
+    while not condition():  # noqa: ASYNC110 (a fake's state, polled briefly)
         await asyncio.sleep(0.01)

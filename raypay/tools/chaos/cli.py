@@ -68,7 +68,7 @@ def add_chaos_parser(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--duplicates", type=float, default=0.05,
                         help="share of orders sent with two concurrent copies (0.05)")  # fmt: skip
     parser.add_argument("--only", metavar="KIND,...",
-                        help="draw faults only of these kinds (a broker kill is still added)")  # fmt: skip
+                        help="faults only of these kinds (a broker kill is added)")  # fmt: skip
     parser.add_argument("--config", help="Serve config (default: serve_config.yaml)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs of the local Ray (2)")
     parser.add_argument("--workdir", help="where the run's data folder goes (.raypay-chaos)")

@@ -150,13 +150,18 @@ async def _burst(side: RaypaySide, options: ChaosOptions, result: ChaosResult, s
     # The first look-up imports Ray's state client (seconds): done before the burst.
     found = {kind: len(await asyncio.to_thread(injector.actors, cls))
              for kind, cls in ACTOR_CLASSES.items()}  # fmt: skip
-    say("targets: " + ", ".join(f"{kind.split('-', 1)[1]} x{n}" for kind, n in found.items())
-        + f", redis pid {injector.server('redis')}, broker pid {injector.server('broker')}")
+    say(
+        "targets: "
+        + ", ".join(f"{kind.split('-', 1)[1]} x{n}" for kind, n in found.items())
+        + f", redis pid {injector.server('redis')}, broker pid {injector.server('broker')}"
+    )
     faults: list[asyncio.Task] = []
 
     def start_faults() -> None:
         t0 = time.perf_counter()
-        faults.append(asyncio.get_running_loop().create_task(injector.run(result.schedule, t0, say)))
+        faults.append(
+            asyncio.get_running_loop().create_task(injector.run(result.schedule, t0, say))
+        )
 
     try:
         result.load = await run_load(
