@@ -6,8 +6,10 @@ gets (a burst of its own orders), then pays new orders at ``share`` of it, evenl
 for the duration; seeding runs a few seconds ahead of the payments. Every
 ``sample_every_s`` it prints the RSS of raypay's own processes (the ingress replica,
 the shards, the gateway, the producer: these should stay flat), of Redis and of the
-broker (they grow with the data), Redis's ``used_memory``, the outbox depth and the
-rate so far. At the end: RSS at start and end and its slope (MiB per minute) per role,
+broker (they grow with the data: Redis's growth includes the orders the soak seeds as an
+upstream service would, ~0.3 KiB each), Redis's ``used_memory``, the outbox depth and
+the rate so far. The slope is also given over the second half alone: past the warm-up,
+where a leak shows. At the end: RSS at start and end and its slope (MiB per minute) per role,
 Redis's and the broker's growth per thousand payments, every error (any answer that is
 not 2xx, no retries: 0 expected), and the load tool's invariants over every order.
 """
@@ -100,12 +102,15 @@ class SoakReport:
                  ("soak_seconds", f"{self.seconds:.0f}"), ("soak_payments", str(self.paid)),
                  ("soak_achieved_rps", f"{self.paid / max(1e-9, self.seconds):.1f}"),
                  ("soak_pacer_late_max_s", f"{self.late_s:.2f}")]  # fmt: skip
+        later = minutes[len(minutes) // 2 :]  # past the warm-up: a leak, if it still grows
         for role in OWN + DATA:
             start, end = first.rss_mb.get(role, 0.0), last.rss_mb.get(role, 0.0)
             trend = slope([(m, r.rss_mb.get(role, 0.0)) for m, r in minutes])
+            late = slope([(m, r.rss_mb.get(role, 0.0)) for m, r in later])
             lines += [(f"soak_rss_mb_start[{role}]", f"{start:.1f}"),
                       (f"soak_rss_mb_end[{role}]", f"{end:.1f}"),
-                      (f"soak_rss_slope_mb_per_min[{role}]", f"{trend:.3f}")]  # fmt: skip
+                      (f"soak_rss_slope_mb_per_min[{role}]", f"{trend:.3f}"),
+                      (f"soak_rss_slope_mb_per_min_second_half[{role}]", f"{late:.3f}")]  # fmt: skip
             if role in DATA:
                 lines.append((f"soak_rss_growth_mb_per_1k_payments[{role}]",
                               f"{(end - start) / per_k:.3f}"))  # fmt: skip
