@@ -7,7 +7,7 @@ for the duration; seeding runs a few seconds ahead of the payments. Every
 ``sample_every_s`` it prints the RSS of raypay's own processes (the ingress replica,
 the shards, the gateway, the producer: these should stay flat), of Redis and of the
 broker (they grow with the data: Redis's growth includes the orders the soak seeds as an
-upstream service would, ~0.3 KiB each), Redis's ``used_memory``, the outbox depth and
+upstream service would, ~240 bytes each), Redis's ``used_memory``, the outbox depth and
 the rate so far. The slope is also given over the second half alone: past the warm-up,
 where a leak shows. At the end: RSS at start and end and its slope (MiB per minute) per role,
 Redis's and the broker's growth per thousand payments, every error (any answer that is
@@ -110,7 +110,7 @@ class SoakReport:
             lines += [(f"soak_rss_mb_start[{role}]", f"{start:.1f}"),
                       (f"soak_rss_mb_end[{role}]", f"{end:.1f}"),
                       (f"soak_rss_slope_mb_per_min[{role}]", f"{trend:.3f}"),
-                      (f"soak_rss_slope_mb_per_min_second_half[{role}]", f"{late:.3f}")]  # fmt: skip
+                      (f"soak_rss_slope_mb_per_min_2nd_half[{role}]", f"{late:.3f}")]  # fmt: skip
             if role in DATA:
                 lines.append((f"soak_rss_growth_mb_per_1k_payments[{role}]",
                               f"{(end - start) / per_k:.3f}"))  # fmt: skip
