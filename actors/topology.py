@@ -11,7 +11,8 @@ one node. Node affinity would pin each actor to a node id that a lost node takes
 it (soft affinity falls back, but then nothing spreads again), and a placement group
 adds a second lifetime to manage for what SPREAD already gives. The CPU share is
 logical (Ray does not measure it): it lets Ray's resource view show where the actors
-are and keeps a node from taking more actors than its ``--num-cpus`` allows.
+are and keeps a node from taking more actors than its ``--num-cpus`` allows; small, so
+that the test session's local Ray of 2 CPUs holds its three apps' actors at once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from raypay.bootstrap import GatewayConfig, ShardConfig, TopologyConfig
 from raypay.settings import Settings
 
 NAMESPACE = "raypay"
-ACTOR_CPUS = 0.1  # logical: a shard, a gateway actor, the producer, the batch runner
+ACTOR_CPUS = 0.05  # logical: a shard, a gateway actor, the producer, the batch runner
 
 
 @dataclass

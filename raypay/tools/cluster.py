@@ -116,6 +116,9 @@ def _node_env(head: bool) -> dict[str, str]:
         # address would: SO_REUSEPORT lets the kernel share it among them (Serve turns
         # it off by default, and a second node's HAProxy then cannot bind).
         env.update({**fast_ingress_env(), "SERVE_SOCKET_REUSE_PORT_ENABLED": "1"})
+        if not head:  # HAProxy's metrics and stats: the head's at the preferred ports
+            env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
+            env["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
     return env
 
 
