@@ -130,6 +130,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from raypay.domain.model import OrderStatus, ReservationStatus
 
@@ -146,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="logical CPUs of a local Ray, of each node with --nodes (default 2)",
     )  # fmt: skip
     up.add_argument(
-        "--nodes", type=int, default=1,
+        "--nodes", type=_positive, default=1,
         help="a local Ray cluster of this many nodes on this machine (default 1: plain Ray)",
     )  # fmt: skip
     up.add_argument("--partitions", type=int, default=3, help="partitions per embedded topic")

@@ -260,4 +260,7 @@ async def test_a_lost_node_costs_no_payment_no_second_charge_and_no_event(
     now = stack.actors()
     for name in lost:
         assert _node_of(now, name) != victim, name
-    assert statuses.keys() - {200, 201, 402} <= {0, 502, 503, 504}  # only retriable
+    assert statuses.keys() - {200, 201, 402} <= {0, 500, 502, 503, 504}  # only retriable
+    # raypay up saw the node go, said so, and kept the stack running.
+    assert f"{names[victim]} (pid {victim_pid}) is gone" in stack.output.read_text()
+    assert stack.proc.poll() is None
