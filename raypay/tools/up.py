@@ -219,8 +219,9 @@ def _start_ray(
     cleanup.callback(launch.shutdown_ray)  # registered first: also undoes a half-done init
     address = cluster.gcs_address if cluster else ray_address
     ray_info = launch.start_ray(
-        address, options.num_cpus, pick_port(DASHBOARD_PORT), Settings().fast_ingress
-    )
+        address, options.num_cpus, pick_port(DASHBOARD_PORT), Settings().fast_ingress,
+        log_to_driver=bool(ray_address),  # the local cluster's logs stay in its files
+    )  # fmt: skip
     _on_stop_signals(_interrupt)  # ray.init installs its own SIGTERM handler
     if cluster is not None:
         local_cluster.wait_for_nodes(options.nodes)
