@@ -19,7 +19,10 @@ from raypay.tools.loadgen.plan import VISA, OrderPlan
 from raypay.tools.loadgen.stats import Sample
 
 PAYMENTS_PATH = "/v1/payments"
-RETRIABLE = frozenset({0, 429, 502, 503, 504})  # 0: no HTTP answer at all
+# Every 5xx is safe to retry (README, HTTP API). raypay's own answer to a transient
+# failure is a 503 with Retry-After; a request whose ingress replica is lost under it
+# (a node gone) gets Serve's HAProxy's plain 500, which maps 502/503/504 to 500.
+RETRIABLE = frozenset({0, 429, 500, 502, 503, 504})  # 0: no HTTP answer at all
 CLIENTS = ("aiohttp", "httpx")
 
 
