@@ -27,7 +27,7 @@ from raypay.adapters.key_store import Keyring
 from raypay.adapters.keys import Keys
 from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.rate_limiter import RateLimiter
-from raypay.adapters.redis_client import connect
+from raypay.adapters.redis_client import Replicas, connect
 from raypay.adapters.redis_store import RedisOrders, RedisPayments, RedisReservations
 from raypay.adapters.refund_store import RedisRefunds
 from raypay.domain.events import EventType
@@ -50,7 +50,13 @@ def redis_client(
 ) -> aioredis.Redis:
     """The Redis client of a component: bounded waits, concurrent commands pipelined,
     every failed command reported to ``on_error`` (the component's error counter)."""
-    return connect(settings.redis_url, timeout_s or settings.redis_timeout_s, pipelined, on_error)
+    timeout = timeout_s or settings.redis_timeout_s
+    return connect(settings.redis_url, timeout, pipelined, on_error, settings.redis_cluster)
+
+
+def replicas(settings: Settings) -> Replicas:
+    """What a durable step waits for (settings: redis_wait_replicas)."""
+    return Replicas(settings.wait_replicas(), settings.redis_wait_timeout_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +71,12 @@ class Stores:
 
 
 def stores(settings: Settings, redis: aioredis.Redis) -> Stores:
-    keys = Keys(settings.key_prefix)
+    keys, durable = Keys(settings.key_prefix), replicas(settings)
     return Stores(
         RedisOrders(redis, keys),
         RedisReservations(redis, keys),
-        RedisPayments(redis, keys),
-        RedisRefunds(redis, keys),
+        RedisPayments(redis, keys, durable),
+        RedisRefunds(redis, keys, durable),
         RedisIdempotency(redis, keys, settings.idempotency_ttl_s),
     )
 
@@ -89,15 +95,16 @@ def workflow_deps(built: Stores, gateway: Gateway) -> Deps:
 
 def batch_store(settings: Settings, redis: aioredis.Redis) -> RedisBatches:
     """Refund batches in Redis."""
-    return RedisBatches(redis, Keys(settings.key_prefix))
+    return RedisBatches(redis, Keys(settings.key_prefix), replicas(settings))
 
 
 def simulator(
     settings: Settings, redis: aioredis.Redis, config: SimulatorConfig
 ) -> GatewaySimulator:
     """The gateway simulator, its charge and refund ledgers in Redis."""
-    keys = Keys(settings.key_prefix)
-    return GatewaySimulator(RedisChargeLedger(redis, keys), config, RedisRefundLedger(redis, keys))
+    keys, durable = Keys(settings.key_prefix), replicas(settings)
+    charges = RedisChargeLedger(redis, keys, durable)
+    return GatewaySimulator(charges, config, RedisRefundLedger(redis, keys, durable))
 
 
 def topics(settings: Settings) -> dict[str, str]:

@@ -1,10 +1,18 @@
-"""The outbox relay: moves events from the Redis stream to Kafka, at least once.
+"""The outbox relay: moves events from the Redis streams to Kafka, at least once.
 
-The payment shard XADDs an event in the same atomic step that records the outcome.
-The relay reads the stream through a consumer group, publishes, and only after the
-broker acknowledged the batch does it XACK+XDEL the entries and append them to the
-delivery log. A crash or an absent broker leaves entries pending; they are re-sent
-first, in stream order, so one order's events stay in order.
+The payment shard XADDs an event in the same atomic step that records the outcome, to
+the outbox stream of the order's vshard (keys.py: one per vshard, so that step touches
+one hash slot). The relay reads every vshard's stream through a consumer group,
+publishes, and only after the broker acknowledged the batch does it XACK+XDEL the
+entries and append them to the vshard's delivery log (one script per vshard). A crash
+or an absent broker leaves entries pending; they are re-sent first, in stream order, so
+one order's events stay in order (an order's events share one stream).
+
+Reading every stream: on one Redis, one XREADGROUP names them all and BLOCKs until any
+has an entry. On Redis Cluster one command cannot span slots, so the relay polls: a
+pipeline of non-blocking XREADGROUPs, one per stream (redis-py sends each master its
+own at once), again at once after a full batch, after ``busy_s`` after a partial one,
+and backing off to ``idle_s`` while the outbox stays empty.
 """
 
 from __future__ import annotations
@@ -12,27 +20,64 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
 from raypay.adapters.keys import Keys
-from raypay.adapters.redis_client import translated
+from raypay.adapters.redis_client import is_cluster, translated
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import StoreUnavailable
+from raypay.domain.sharding import VSHARDS
 
 log = logging.getLogger("raypay.outbox")
 
 GROUP = "relay"
 CONSUMER = "relay-1"
-DELIVERED_MAXLEN = 1_000_000
+DELIVERED_MAXLEN = 1_000_000 // VSHARDS  # per vshard: about a million in all
+
+# KEYS: outbox, outbox:delivered. ARGV: group, n, n entry ids, n (eventId, kind, key),
+# the delivery log's length.
+_ACK = """
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  redis.call('XDEL', KEYS[1], ARGV[i])
+end
+local pos = 3 + n
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[#ARGV], '*', 'eventId', ARGV[pos],
+             'kind', ARGV[pos + 1], 'key', ARGV[pos + 2])
+  pos = pos + 3
+end
+return n
+"""
+
+Entries = list[tuple[str, str, dict[str, str]]]  # (stream, entry id, fields)
 
 
 class OutboxRelay:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, sink: KafkaSink, batch: int = 500):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        sink: KafkaSink,
+        batch: int = 64,
+        busy_s: float = 0.005,
+        idle_s: float = 0.1,
+    ):
+        # At most ``batch`` entries of each stream per read: a backlog after a long broker
+        # outage comes in batches of at most batch * VSHARDS, not all at once.
         self.redis, self.keys, self.sink, self.batch = redis, keys, sink, batch
-        self.delivered_log = keys.delivered_log
+        self.busy_s, self.idle_s = busy_s, idle_s
+        self.streams = keys.outboxes()
+        self._vshard = {stream: v for v, stream in enumerate(self.streams)}
+        self._cluster = is_cluster(redis)
+        self._ack = BatchedScript(redis, _ACK)
+        self._own_first = True  # read own pending entries first (at start, after a failure)
+        self._idle = 0.0
         # Running totals, read by the producer actor for its status and its metrics.
         self.published = 0
         self.published_by_kind: Counter[str] = Counter()
@@ -42,24 +87,54 @@ class OutboxRelay:
         self.last_error: str | None = None
 
     async def ensure_group(self) -> None:
+        """The consumer group on every vshard's stream (made with the stream)."""
         async with translated():
-            try:
-                await self.redis.xgroup_create(self.keys.outbox, GROUP, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream in self.streams:
+                    pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
+                replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                async with translated():
+                    raise reply
 
-    async def _read(self, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+    async def _read(self, block_ms: int) -> Entries:
+        if self._own_first:  # a failed or interrupted batch: its entries, in order
+            entries = await self._read_from("0", None)
+            if entries:
+                return entries
+            self._own_first = False
+        return await self._read_from(">", block_ms)
+
+    async def _read_from(self, start: str, block_ms: int | None) -> Entries:
         async with translated():
-            # Own pending entries first (a failed or interrupted batch), then new ones.
-            for start, block in (("0", None), (">", block_ms)):
+            if not self._cluster:
+                streams = {stream: start for stream in self.streams}
                 reply = await self.redis.xreadgroup(
-                    GROUP, CONSUMER, {self.keys.outbox: start}, count=self.batch, block=block
+                    GROUP, CONSUMER, streams, count=self.batch, block=block_ms
                 )
-                entries = reply[0][1] if reply else []
-                if entries:
-                    return entries
-        return []
+                return [(s, i, f) for s, entries in reply or [] for i, f in entries]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream in self.streams:
+                    pipe.xreadgroup(GROUP, CONSUMER, {stream: start}, count=self.batch)
+                replies = await pipe.execute()
+        read = [entries for reply in replies for _, entries in reply or []]
+        if block_ms is not None:
+            await self._pace(len(read), any(len(e) >= self.batch for e in read), block_ms)
+        return [(s, i, f) for reply in replies for s, entries in reply or [] for i, f in entries]
+
+    async def _pace(self, found: int, full: bool, block_ms: int) -> None:
+        """Polling (a cluster): a stream with a full batch asks again at once, a partial
+        read shortly, an empty outbox ever more slowly, up to ``idle_s`` (or ``block_ms``)."""
+        if full:
+            self._idle = 0.0
+            return
+        if found:
+            self._idle = 0.0
+            await asyncio.sleep(self.busy_s)
+            return
+        self._idle = min(max(self._idle * 2, self.busy_s * 2), self.idle_s, block_ms / 1000)
+        await asyncio.sleep(self._idle)
 
     async def relay_once(self, block_ms: int = 200) -> int:
         """Publish one batch; returns how many events the broker acknowledged."""
@@ -70,26 +145,15 @@ class OutboxRelay:
             OutgoingEvent(
                 f["eventId"], f["kind"], f["key"], f["value"].encode(), f.get("requestId") or None
             )
-            for _, f in entries
+            for _, _, f in entries
         ]
         try:
             await self.sink.publish(events)
         except SinkUnavailable:
             self.publish_failures += 1
+            self._own_first = True
             raise
-        ids = [entry_id for entry_id, _ in entries]
-        async with translated():
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.xack(self.keys.outbox, GROUP, *ids)
-                pipe.xdel(self.keys.outbox, *ids)
-                for event in events:
-                    pipe.xadd(
-                        self.delivered_log,
-                        {"eventId": event.event_id, "kind": event.kind, "key": event.key},
-                        maxlen=DELIVERED_MAXLEN,
-                        approximate=True,
-                    )
-                await pipe.execute()
+        await self._acknowledge(entries)
         self.published += len(events)
         self.published_by_kind.update(event.kind for event in events)
         return len(events)
@@ -107,6 +171,7 @@ class OutboxRelay:
                     backoff = 0.1
                     self.last_error = None
             except (SinkUnavailable, StoreUnavailable) as exc:
+                self._own_first = True
                 self.failures += 1
                 if isinstance(exc, SinkUnavailable):
                     self.broker_errors += 1
@@ -118,12 +183,36 @@ class OutboxRelay:
                     pass
                 backoff = min(backoff * 2, 5.0)
 
+    async def _acknowledge(self, entries: Entries) -> None:
+        """Per vshard, one atomic step: XACK + XDEL the entries, log them delivered."""
+        by_stream: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
+        for stream, entry_id, fields in entries:
+            by_stream[stream].append((entry_id, fields))
+        calls = []
+        for stream, acked in by_stream.items():
+            args: list[Any] = [GROUP, len(acked), *(entry_id for entry_id, _ in acked)]
+            for _, f in acked:
+                args += [f["eventId"], f["kind"], f["key"]]
+            delivered = self.keys.delivered_log(self._vshard[stream])
+            calls.append(self._ack(keys=[stream, delivered], args=[*args, DELIVERED_MAXLEN]))
+        async with translated():
+            await asyncio.gather(*calls)
+
     async def depth(self) -> tuple[int, float]:
         """Events waiting (count) and the age in seconds of the oldest one."""
         async with translated():
-            count = await self.redis.xlen(self.keys.outbox)
-            first = await self.redis.xrange(self.keys.outbox, count=1)
-        if not first:
-            return count, 0.0
-        oldest_ms = int(first[0][0].split("-")[0])
-        return count, max(0.0, time.time() - oldest_ms / 1000)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream in self.streams:
+                    pipe.xlen(stream)
+                lengths = await pipe.execute()
+            waiting = [s for s, n in zip(self.streams, lengths, strict=True) if n]
+            if not waiting:
+                return 0, 0.0
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for stream in waiting:
+                    pipe.xrange(stream, count=1)
+                firsts = await pipe.execute()
+        starts = [int(first[0][0].split("-")[0]) for first in firsts if first]
+        if not starts:  # delivered meanwhile
+            return sum(lengths), 0.0
+        return sum(lengths), max(0.0, time.time() - min(starts) / 1000)

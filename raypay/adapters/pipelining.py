@@ -1,5 +1,6 @@
 """Automatic pipelining: the Redis commands that concurrent coroutines issue in the
-same turn of the event loop go to Redis as one pipeline, one round trip.
+same turn of the event loop go to Redis as one pipeline, one round trip (on a cluster:
+one per master, sent together).
 
 A shard runs a batch of payments at once, so each workflow step of every payment in
 the batch is issued in the same turn; this turns N round trips into one. Commands
@@ -13,12 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from raypay.adapters.batching import MicroBatcher, Pending, resolve
 
 
-class PipelinedRedis(aioredis.Redis):
-    """A ``redis.asyncio.Redis`` whose single commands are pipelined per loop turn."""
+class _AutoPipeline:
+    """Mixed into a redis-py asyncio client: single commands pipelined per loop turn."""
 
     def __init__(self, *args: Any, max_pipeline: int = 512, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,13 +35,22 @@ class PipelinedRedis(aioredis.Redis):
         if len(batch) == 1:  # nothing to share the trip with
             (args, options), future = batch[0]
             try:
-                resolve(future, await super().execute_command(*args, **options))
+                resolve(future, await super().execute_command(*args, **options))  # type: ignore[misc]
             except Exception as exc:
                 resolve(future, exc)
             return
-        pipe = self.pipeline(transaction=False)
+        pipe = self.pipeline(transaction=False)  # type: ignore[attr-defined]
         for (args, options), _ in batch:
             pipe.execute_command(*args, **options)
         results = await pipe.execute(raise_on_error=False)
         for (_, future), result in zip(batch, results, strict=True):
             resolve(future, result)
+
+
+class PipelinedRedis(_AutoPipeline, aioredis.Redis):
+    """A ``redis.asyncio.Redis`` whose single commands are pipelined per loop turn."""
+
+
+class PipelinedRedisCluster(_AutoPipeline, RedisCluster):
+    """The same for a Redis Cluster: redis-py's cluster pipeline sends each master its
+    commands on one connection, the masters at once."""

@@ -1,5 +1,7 @@
 """Rate limits: a token bucket in Redis per API key and per customer, both checked and
-taken in one Lua call: one round trip per request, shared by all replicas."""
+taken in one Lua call: one round trip per request, shared by all replicas. The customer's
+bucket shares the API key's hash tag (keys.py), so the call touches one slot: a
+customer is limited per API key they come through."""
 
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ class RateLimiter:
             buckets.append(
                 (
                     "customer",
-                    self.keys.customer_bucket(customer_id),
+                    self.keys.customer_bucket(principal.key_id, customer_id),
                     s.rate_limit_per_customer,
                     s.rate_limit_per_customer_burst,
                 )

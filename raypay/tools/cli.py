@@ -22,6 +22,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from raypay.settings import Settings
 from raypay.tools.up import find_stack, print_where
@@ -65,6 +66,15 @@ def _redis_url(args: argparse.Namespace) -> str | None:
     return state["redis_url"] if state else None
 
 
+def _sync_client(url: str, **options: Any) -> Any:
+    """A blocking client of the stack's Redis, or of a Redis Cluster (RAYPAY_REDIS_CLUSTER)."""
+    import redis
+
+    if Settings().redis_cluster:
+        return redis.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     import redis
 
@@ -75,7 +85,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     if url is None:
         print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
         return 1
-    client = redis.Redis.from_url(url)
+    client = _sync_client(url)
     try:
         created = seed(
             client, Settings().key_prefix, count=args.count, amount=args.amount,
@@ -106,7 +116,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if url is None:
         print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
         return 1
-    client, prefix = redis.Redis.from_url(url, decode_responses=True), Settings().key_prefix
+    client, prefix = _sync_client(url, decode_responses=True), Settings().key_prefix
     try:
         if args.action == "create":
             key, digest = key_store.create_key(

@@ -122,9 +122,9 @@ def ensure_api_key(redis: Any, prefix: str, data_dir: Path) -> tuple[Path, str |
 
 
 def _bootstrap_key(redis_url: str, data_dir: Path) -> Path:
-    import redis
+    from raypay.adapters.redis_client import connect_sync
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = connect_sync(redis_url, Settings().redis_cluster)
     try:
         path, key = ensure_api_key(client, Settings().key_prefix, data_dir)
     finally:
