@@ -17,7 +17,7 @@ from raypay.adapters.redis_store import RedisPayments
 from raypay.domain.events import event_for
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.money import Money
-from raypay.domain.sharding import vshard_of
+from raypay.domain.sharding import scoped_id, vshard_of
 
 pytestmark = pytest.mark.unit
 
@@ -146,7 +146,7 @@ class TestRelayOnce:
     ):
         now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
         request = PaymentRequest("ord_1", "cus_1", Money(4000, "USD"), "pm_card_visa")
-        payment = Payment.start(request, "pay_1", now)
+        payment = Payment.start(request, scoped_id("pay", vshard_of("ord_1"), "1"), now)
         payments = RedisPayments(redis, keys)
         await payments.begin(payment)
         paid = payment.succeed("txn_1", now, simulated=True)

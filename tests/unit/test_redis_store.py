@@ -42,7 +42,15 @@ def failed(payment: Payment) -> Payment:
 
 
 KEYS = Keys("raypay")
-PENDING, OUTBOX = KEYS.pending_index(vshard_of("ord_1")), KEYS.outbox(vshard_of("ord_1"))
+
+
+def pending_index() -> str:
+    """ord_1's pending set (its vshard's)."""
+    return KEYS.pending_index(vshard_of("ord_1"))
+
+
+def outbox() -> str:
+    return KEYS.outbox(vshard_of("ord_1"))
 
 
 @pytest.fixture
@@ -109,7 +117,7 @@ class TestBegin:
         assert await payments.get("pay_1") == payment
         assert await redis.get(KEYS.pending("ord_1")) == "pay_1"
         assert await redis.lrange(KEYS.order_payments("ord_1"), 0, -1) == ["pay_1"]
-        assert await redis.zscore(PENDING, "pay_1") == NOW.timestamp() * 1000
+        assert await redis.zscore(pending_index(), "pay_1") == NOW.timestamp() * 1000
         assert await redis.get(KEYS.succeeded("ord_1")) is None
 
     async def test_the_stored_hash_has_the_camelcase_fields_and_minor_units(self, redis, payments):
@@ -172,8 +180,8 @@ class TestSettle:
         assert await payments.get("pay_1") == paid
         assert await redis.get(KEYS.succeeded("ord_1")) == "pay_1"
         assert await redis.get(KEYS.pending("ord_1")) is None
-        assert await redis.zscore(PENDING, "pay_1") is None
-        ((_, fields),) = await redis.xrange(OUTBOX)
+        assert await redis.zscore(pending_index(), "pay_1") is None
+        ((_, fields),) = await redis.xrange(outbox())
         assert fields["eventId"] == "evt_1"
         assert (fields["kind"], fields["key"]) == ("payment-succeeded", "ord_1")
         assert json.loads(fields["value"]) == to_payload(event)
@@ -187,7 +195,7 @@ class TestSettle:
         assert stored.status is PaymentStatus.FAILED
         assert await redis.get(KEYS.pending("ord_1")) is None
         assert await redis.get(KEYS.succeeded("ord_1")) is None
-        ((_, fields),) = await redis.xrange(OUTBOX)
+        ((_, fields),) = await redis.xrange(outbox())
         assert fields["kind"] == "payment-failed"
 
     async def test_settling_twice_keeps_the_first_outcome_and_one_event(self, redis, payments):
@@ -199,7 +207,7 @@ class TestSettle:
 
         assert again == paid
         assert await payments.get("pay_1") == paid
-        assert await redis.xlen(OUTBOX) == 1
+        assert await redis.xlen(outbox()) == 1
 
     async def test_the_stored_payment_round_trips_every_field(self, payments):
         payment = Payment.start(
