@@ -173,13 +173,6 @@ class Service:
         return _merged(self.redis, self.keys.delivered_logs())
 
 
-def _merged(client: Any, streams: list[str]) -> list[tuple[str, dict[str, str]]]:
-    pipe = client.pipeline(transaction=False)
-    for stream in streams:
-        pipe.xrange(stream)
-    entries = [entry for found in pipe.execute() for entry in found]
-    return sorted(entries, key=lambda entry: tuple(map(int, entry[0].split("-"))))
-
     async def refund(
         self, payment_id: str, reason: str = "requested_by_customer", **body: Any
     ) -> httpx.Response:
@@ -361,3 +354,11 @@ def json_lines_with(logs_dir: Path, text: str) -> list[dict[str, Any]]:
                 except ValueError:
                     continue
     return found
+
+
+def _merged(client: Any, streams: list[str]) -> list[tuple[str, dict[str, str]]]:
+    pipe = client.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xrange(stream)
+    entries = [entry for found in pipe.execute() for entry in found]
+    return sorted(entries, key=lambda entry: tuple(map(int, entry[0].split("-"))))

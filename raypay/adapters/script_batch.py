@@ -179,14 +179,22 @@ class BatchedScript:
             await self._trouble(node)
             return [StoreUnavailable(f"Redis unavailable: {type(exc).__name__}")] * len(groups)
         results: list[Any] = [c.result for c in commands[: len(groups)]]
-        if self.replicas.count and not self._acked(commands[-1].result):
-            unsure = StoreUnavailable(f"write not confirmed by a replica ({commands[-1].result})")
+        moved = [
+            r for r in results if isinstance(r, ResponseError) and not isinstance(r, NoScriptError)
+        ]
+        acked = commands[-1].result if self.replicas.count else None
+        if moved or isinstance(acked, Exception):
+            # MOVED, TRYAGAIN, CLUSTERDOWN, READONLY, or WAIT refused by a node that is a
+            # replica now: the slots moved. Not followed (WAIT would not cover it): read
+            # the slots again and answer 503.
+            await self._trouble(node)
+        if self.replicas.count and not self._acked(acked):
+            unsure = StoreUnavailable(f"write not confirmed by a replica ({acked})")
             return [r if isinstance(r, NoScriptError) else unsure for r in results]
-        for i, result in enumerate(results):
-            if isinstance(result, ResponseError) and not isinstance(result, NoScriptError):
-                await self._trouble(node)  # MOVED, TRYAGAIN, CLUSTERDOWN: not followed
-                results[i] = StoreUnavailable(f"Redis Cluster: {result}")
-        return results
+        return [
+            StoreUnavailable(f"Redis Cluster: {r}") if any(r is m for m in moved) else r
+            for r in results
+        ]
 
     def _acked(self, acked: Any) -> bool:
         return isinstance(acked, int) and acked >= self.replicas.count

@@ -76,3 +76,43 @@ def in_one_vshard(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.setattr(module, "vshard_of", lambda _: ONE_VSHARD)
         if hasattr(module, "vshard_in"):
             monkeypatch.setattr(module, "vshard_in", vshard_in)
+
+
+ROUTE = "/cluster"
+
+
+@pytest.fixture(scope="session")
+async def cluster_service(service, broker, redis_cluster: EmbeddedCluster) -> AsyncIterator:
+    """The Serve app on the Redis Cluster, beside the session's (``/cluster``): WAIT on
+    (the cluster default), a sweep after 3 s."""
+    import uuid
+
+    import httpx
+    from ray import serve
+    from raystack import Service, eventually
+
+    from actors.topology import kill_actors
+    from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
+    from raypay.settings import Settings
+
+    args = AppArgs(shards=2, gateway_pool=2, simulator=SimulatorArgs(seed=7), sweep_after_s=3)
+    settings = Settings(
+        redis_url=redis_cluster.url,
+        redis_cluster=True,
+        kafka_bootstrap_servers=broker.url,
+        kafka_idempotence=False,
+        key_prefix=f"c{uuid.uuid4().hex[:8]}",
+        gateway_timeout_s=2.0,
+    )
+    assert settings.wait_replicas() == 1
+    serve.run(PaymentIngress.bind(args, settings), name="raypay-cluster", route_prefix=ROUTE)
+    stack = Service(service.base_url + ROUTE, settings, connect_sync(redis_cluster.url, True))
+    stack.http = httpx.AsyncClient(base_url=stack.base_url, timeout=30)
+    try:
+        await eventually(lambda: stack.http.get("/readyz"), lambda r: r.status_code == 200, 60)
+        yield stack
+    finally:
+        await stack.http.aclose()
+        serve.delete("raypay-cluster")
+        kill_actors(settings, args.shards, args.gateway_pool)
+        stack.redis.close()
