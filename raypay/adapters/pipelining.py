@@ -53,4 +53,10 @@ class PipelinedRedis(_AutoPipeline, aioredis.Redis):
 
 class PipelinedRedisCluster(_AutoPipeline, RedisCluster):
     """The same for a Redis Cluster: redis-py's cluster pipeline sends each master its
-    commands on one connection, the masters at once."""
+    commands on one connection, the masters at once. Commands for several nodes (SCRIPT
+    LOAD to every master, PING, INFO) or aimed at one (``target_nodes``) go alone."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if "target_nodes" in options or args[0] in self.command_flags:
+            return await RedisCluster.execute_command(self, *args, **options)
+        return await super().execute_command(*args, **options)
