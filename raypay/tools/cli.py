@@ -106,6 +106,28 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from raypay.tools.migrate import NotDrained, migrate
+
+    url = _redis_url(args)
+    if url is None:
+        print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
+        return 1
+    if Settings().redis_cluster:
+        print("migrate-keys runs on one Redis (then `redis-cli --cluster import`)", file=sys.stderr)
+        return 2
+    client = _sync_client(url, decode_responses=True)
+    try:
+        done = migrate(client, Settings().key_prefix, dry_run=args.dry_run)
+    except NotDrained as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(json.dumps({"dryRun": args.dry_run, **done}))
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     import redis
 
@@ -185,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("ref", help="the key's id (8+ hex digits), its hash, or the key")
     actions.add_parser("list", help="ids, roles and labels (never keys)")
     keys.set_defaults(func=cmd_keys)
+
+    migrate = commands.add_parser(
+        "migrate-keys", help="rename data stored before vshards to today's key names"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    migrate.set_defaults(func=cmd_migrate)
 
     from raypay.tools.bench.cli import add_bench_parser
     from raypay.tools.fulfill import add_fulfill_parser
