@@ -65,8 +65,8 @@ class OutboxRelay:
         keys: Keys,
         sink: KafkaSink,
         batch: int = 64,
-        busy_s: float = 0.005,
-        idle_s: float = 0.1,
+        busy_s: float = 0.02,
+        idle_s: float = 0.2,
     ):
         # At most ``batch`` entries of each stream per read: a backlog after a long broker
         # outage comes in batches of at most batch * VSHARDS, not all at once.
@@ -114,9 +114,16 @@ class OutboxRelay:
                     GROUP, CONSUMER, streams, count=self.batch, block=block_ms
                 )
                 return [(s, i, f) for s, entries in reply or [] for i, f in entries]
-            async with self.redis.pipeline(transaction=False) as pipe:
+            client: Any = self.redis
+            async with client.pipeline(transaction=False) as pipe:
                 for stream in self.streams:
-                    pipe.xreadgroup(GROUP, CONSUMER, {stream: start}, count=self.batch)
+                    # Routed by the stream's slot here: left to redis-py, each XREADGROUP
+                    # (its keys are "movable") would cost a COMMAND GETKEYS round trip.
+                    node = client.nodes_manager.get_node_from_slot(client.keyslot(stream))
+                    pipe.execute_command(
+                        "XREADGROUP", "GROUP", GROUP, CONSUMER, "COUNT", self.batch,
+                        "STREAMS", stream, start, target_nodes=node,
+                    )  # fmt: skip
                 replies = await pipe.execute()
         read = [entries for reply in replies for _, entries in reply or []]
         if block_ms is not None:

@@ -40,6 +40,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     options = UpOptions(
         data_dir=_data_dir(args), config=args.config, num_cpus=args.num_cpus,
         partitions=args.partitions, ready_timeout=args.ready_timeout,
+        redis_cluster=args.redis_cluster,
     )  # fmt: skip
     return run(options)
 
@@ -175,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--num-cpus", type=int, default=2, help="CPUs of a local Ray (default 2)")
     up.add_argument("--partitions", type=int, default=3, help="partitions per embedded topic")
     up.add_argument("--ready-timeout", type=float, default=120.0, help="seconds for /readyz")
+    up.add_argument(
+        "--redis-cluster", action="store_true",
+        help="an embedded Redis Cluster (3 masters, a replica each) instead of one Redis",
+    )  # fmt: skip
     up.set_defaults(func=cmd_up)
 
     where = commands.add_parser("where", help="print the running stack's URLs")

@@ -56,18 +56,37 @@ class Figures:
     cpu_masters_ms: float
     p50_ms: float
     p99_ms: float
-    idle_ms_per_s: float = 0.0
+    idle_ms_per_s: float = 0.0  # the relay's polling, Redis idle otherwise
+    base_ms_per_s: float = 0.0  # the servers alone (cron, cluster bus, replication pings)
 
 
     def line(self) -> str:
         per = 1000 / self.payments
+        net = (self.cpu_all_ms - self.base_ms_per_s * self.seconds) * per
         return (
-            f"{self.setup:<28} {self.payments / self.seconds:8.0f}/s"
-            f"  Redis CPU/payment {self.cpu_all_ms * per:6.1f} µs"
-            f" (masters {self.cpu_masters_ms * per:6.1f} µs)"
+            f"{self.setup:<28} {self.payments / self.seconds:6.0f}/s"
+            f"  Redis CPU/payment {self.cpu_all_ms * per:5.0f} µs"
+            f" (masters {self.cpu_masters_ms * per:5.0f}; net of idle servers {net:5.0f})"
             f"  latency p50 {self.p50_ms:5.1f} ms p99 {self.p99_ms:6.1f} ms"
-            f"  idle relay {self.idle_ms_per_s:4.1f} ms CPU/s"
+            f"  idle: servers {self.base_ms_per_s:4.1f} ms CPU/s, relay polling +"
+            f"{self.idle_ms_per_s - self.base_ms_per_s:4.1f}"
         )
+
+
+def top_commands(ports: list[int], count: int = 8) -> str:
+    """The commands that took the most Redis CPU on these nodes (INFO commandstats)."""
+    spent: dict[str, tuple[int, int]] = {}
+    for port in ports:
+        client = connect_sync(f"redis://127.0.0.1:{port}/0")
+        for name, stat in client.info("commandstats").items():
+            calls, usec = spent.get(name, (0, 0))
+            spent[name] = (calls + stat["calls"], usec + stat["usec"])
+        client.close()
+    ranked = sorted(spent.items(), key=lambda item: -item[1][1])[:count]
+    return ", ".join(
+        f"{name.removeprefix('cmdstat_')} {calls} calls {usec / 1000:.0f} ms"
+        for name, (calls, usec) in ranked
+    )
 
 
 def cpu_ms(ports: list[int]) -> dict[int, float]:
@@ -126,13 +145,18 @@ def measure(setup: str, settings: Settings, ports: list[int], masters: list[int]
     latencies = sorted(asyncio.run(drive(settings, orders, args.concurrency)))
     seconds, after = time.perf_counter() - started, cpu_ms(ports)
     spent = {port: after[port] - before[port] for port in ports}
+    if args.stats:
+        print(f"  {setup}: {top_commands(ports)}", flush=True)
     idle = cpu_ms(ports)
     asyncio.run(idle_relay(settings, 5.0))
-    idle_ms = sum(cpu_ms(ports).values()) - sum(idle.values())
+    relay_ms = sum(cpu_ms(ports).values()) - sum(idle.values())
+    idle = cpu_ms(ports)
+    time.sleep(5.0)
+    base_ms = sum(cpu_ms(ports).values()) - sum(idle.values())
     return Figures(
         setup, len(orders), seconds, sum(spent.values()), sum(spent[p] for p in masters),
         latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.99)] * 1000,
-        idle_ms / 5.0,
+        relay_ms / 5.0, base_ms / 5.0,
     )  # fmt: skip
 
 
@@ -190,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payments", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--only", choices=["one", "cluster"], default=None)
+    parser.add_argument("--stats", action="store_true", help="the costliest commands too")
     args = parser.parse_args(argv)
     results: list[Any] = []
     with tempfile.TemporaryDirectory(prefix="raypay-redis-cost-") as tmp:
