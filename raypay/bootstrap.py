@@ -54,6 +54,12 @@ def redis_client(
     return connect(settings.redis_url, timeout, pipelined, on_error, settings.redis_cluster)
 
 
+def keys_of(settings: Settings) -> Keys:
+    """The key names of this deployment (one outbox on one Redis, one per vshard on a
+    cluster: keys.py)."""
+    return Keys(settings.key_prefix, settings.redis_cluster)
+
+
 def replicas(settings: Settings) -> Replicas:
     """What a durable step waits for (settings: redis_wait_replicas)."""
     return Replicas(settings.wait_replicas(), settings.redis_wait_timeout_ms)
@@ -71,7 +77,7 @@ class Stores:
 
 
 def stores(settings: Settings, redis: aioredis.Redis) -> Stores:
-    keys, durable = Keys(settings.key_prefix), replicas(settings)
+    keys, durable = keys_of(settings), replicas(settings)
     return Stores(
         RedisOrders(redis, keys),
         RedisReservations(redis, keys),
@@ -95,14 +101,14 @@ def workflow_deps(built: Stores, gateway: Gateway) -> Deps:
 
 def batch_store(settings: Settings, redis: aioredis.Redis) -> RedisBatches:
     """Refund batches in Redis."""
-    return RedisBatches(redis, Keys(settings.key_prefix), replicas(settings))
+    return RedisBatches(redis, keys_of(settings), replicas(settings))
 
 
 def simulator(
     settings: Settings, redis: aioredis.Redis, config: SimulatorConfig
 ) -> GatewaySimulator:
     """The gateway simulator, its charge and refund ledgers in Redis."""
-    keys, durable = Keys(settings.key_prefix), replicas(settings)
+    keys, durable = keys_of(settings), replicas(settings)
     charges = RedisChargeLedger(redis, keys, durable)
     return GatewaySimulator(charges, config, RedisRefundLedger(redis, keys, durable))
 
@@ -120,7 +126,8 @@ def topics(settings: Settings) -> dict[str, str]:
 def relay(settings: Settings, redis: aioredis.Redis) -> OutboxRelay:
     """The outbox relay with its Kafka sink."""
     sink = KafkaSink(settings.kafka_bootstrap_servers, topics(settings), settings.kafka_idempotence)
-    return OutboxRelay(redis, Keys(settings.key_prefix), sink)
+    batch = 64 if settings.redis_cluster else 500  # per stream: 256 of them on a cluster
+    return OutboxRelay(redis, keys_of(settings), sink, batch)
 
 
 def keyring(settings: Settings, redis: aioredis.Redis) -> Keyring:

@@ -149,7 +149,7 @@ class Service:
 
     @property
     def keys(self) -> Keys:
-        return Keys(self.settings.key_prefix)
+        return Keys(self.settings.key_prefix, self.settings.redis_cluster)
 
     def charges(self, order_id: str) -> int:
         """Charge attempts the gateway simulator made for an order."""

@@ -24,6 +24,10 @@ simulator's counters) is one key per vshard. A paymentId or refundId carries its
                                                   value, requestId); consumer group ``relay``
     {p}:{vsN}:outbox:delivered             STREAM events the broker acknowledged (eventId, kind,
                                                   key)
+        On one Redis (``Keys(prefix, cluster=False)``) these two are ``{p}:outbox`` and
+        ``{p}:outbox:delivered``: one stream for every vshard, which the relay reads with
+        one blocking XREADGROUP (naming 256 streams costs Redis ~1 ms a read). On a
+        cluster they must sit in their vshard's slot, beside the keys settling writes.
     {p}:{vsN}:gw:charge:{key}              STRING the simulator's result for a gateway
                                                   idempotency key (N: the vshard the key carries)
     {p}:{vsN}:gw:charges                   HASH   charge attempts per orderId (simulator)
@@ -89,8 +93,8 @@ def tag(vshard: int) -> str:
 class Keys:
     """The key names of one raypay deployment (its ``key_prefix``)."""
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str, cluster: bool = False) -> None:
+        self.prefix, self.cluster = prefix, cluster
         self.open_batches = f"{prefix}:{{rb}}:refund-batches:open"
         # Per vshard, made once: these are asked for on every payment.
         self._vs = [f"{prefix}:{tag(v)}:" for v in range(VSHARDS)]
@@ -113,17 +117,20 @@ class Keys:
         return self._vs[vshard] + "refunds:pending"
 
     def outbox(self, vshard: int) -> str:
-        return self._vs[vshard] + "outbox"
+        """The outbox stream of a vshard's events (on one Redis: the one outbox)."""
+        return self._vs[vshard] + "outbox" if self.cluster else f"{self.prefix}:outbox"
 
     def delivered_log(self, vshard: int) -> str:
-        return self._vs[vshard] + "outbox:delivered"
+        if self.cluster:
+            return self._vs[vshard] + "outbox:delivered"
+        return f"{self.prefix}:outbox:delivered"
 
     def outboxes(self) -> list[str]:
-        """Every vshard's outbox stream, in vshard order."""
-        return [self.outbox(v) for v in range(VSHARDS)]
+        """Every outbox stream: one per vshard on a cluster, else one."""
+        return [self.outbox(v) for v in range(VSHARDS if self.cluster else 1)]
 
     def delivered_logs(self) -> list[str]:
-        return [self.delivered_log(v) for v in range(VSHARDS)]
+        return [self.delivered_log(v) for v in range(VSHARDS if self.cluster else 1)]
 
     def charge_counts(self, vshard: int) -> str:
         return self._vs[vshard] + "gw:charges"

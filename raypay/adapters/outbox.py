@@ -1,15 +1,16 @@
 """The outbox relay: moves events from the Redis streams to Kafka, at least once.
 
 The payment shard XADDs an event in the same atomic step that records the outcome, to
-the outbox stream of the order's vshard (keys.py: one per vshard, so that step touches
-one hash slot). The relay reads every vshard's stream through a consumer group,
+the outbox (on a Redis Cluster the stream of the order's vshard, so that step touches
+one hash slot; on one Redis one stream: keys.py). The relay reads every stream through
+a consumer group,
 publishes, and only after the broker acknowledged the batch does it XACK+XDEL the
 entries and append them to the vshard's delivery log (one script per vshard). A crash
 or an absent broker leaves entries pending; they are re-sent first, in stream order, so
 one order's events stay in order (an order's events share one stream).
 
-Reading every stream: on one Redis, one XREADGROUP names them all and BLOCKs until any
-has an entry. On Redis Cluster one command cannot span slots, so the relay polls: a
+Reading every stream: on one Redis, one blocking XREADGROUP. On Redis Cluster one
+command cannot span slots, so the relay polls: a
 pipeline of non-blocking XREADGROUPs, one per stream (redis-py sends each master its
 own at once), again at once after a full batch, after ``busy_s`` after a partial one,
 and backing off to ``idle_s`` while the outbox stays empty.
@@ -64,16 +65,18 @@ class OutboxRelay:
         redis: aioredis.Redis,
         keys: Keys,
         sink: KafkaSink,
-        batch: int = 64,
+        batch: int = 500,
         busy_s: float = 0.02,
         idle_s: float = 0.2,
     ):
-        # At most ``batch`` entries of each stream per read: a backlog after a long broker
-        # outage comes in batches of at most batch * VSHARDS, not all at once.
-        self.redis, self.keys, self.sink, self.batch = redis, keys, sink, batch
+        self.redis, self.keys, self.sink = redis, keys, sink
         self.busy_s, self.idle_s = busy_s, idle_s
         self.streams = keys.outboxes()
-        self._vshard = {stream: v for v, stream in enumerate(self.streams)}
+        # At most ``batch`` entries a read from each stream (bootstrap.relay gives a
+        # cluster's 256 streams 64 each: a backlog after a long broker outage comes in
+        # batches of at most 16,384, not all at once).
+        self.batch = batch
+        self._delivered = dict(zip(self.streams, keys.delivered_logs(), strict=True))
         self._cluster = is_cluster(redis)
         self._ack = BatchedScript(redis, _ACK)
         self._own_first = True  # read own pending entries first (at start, after a failure)
@@ -200,7 +203,7 @@ class OutboxRelay:
             args: list[Any] = [GROUP, len(acked), *(entry_id for entry_id, _ in acked)]
             for _, f in acked:
                 args += [f["eventId"], f["kind"], f["key"]]
-            delivered = self.keys.delivered_log(self._vshard[stream])
+            delivered = self._delivered[stream]
             calls.append(self._ack(keys=[stream, delivered], args=[*args, DELIVERED_MAXLEN]))
         async with translated():
             await asyncio.gather(*calls)

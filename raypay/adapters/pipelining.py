@@ -15,6 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from raypay.adapters.batching import MicroBatcher, Pending, resolve
 
@@ -37,14 +38,25 @@ class _AutoPipeline:
             try:
                 resolve(future, await super().execute_command(*args, **options))  # type: ignore[misc]
             except Exception as exc:
-                resolve(future, exc)
+                resolve(future, lost(exc))
             return
         pipe = self.pipeline(transaction=False)  # type: ignore[attr-defined]
         for (args, options), _ in batch:
             pipe.execute_command(*args, **options)
-        results = await pipe.execute(raise_on_error=False)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except RuntimeError as exc:
+            raise lost(exc) from exc
         for (_, future), result in zip(batch, results, strict=True):
             resolve(future, result)
+
+
+def lost(exc: Exception) -> Exception:
+    """redis-py's asyncio client can raise RuntimeError ("unable to perform operation on
+    <TCPTransport closed=True>") writing to a node that just died: a lost connection."""
+    if isinstance(exc, RuntimeError) and "closed" in str(exc):
+        return RedisConnectionError(f"connection lost: {exc}")
+    return exc
 
 
 class PipelinedRedis(_AutoPipeline, aioredis.Redis):

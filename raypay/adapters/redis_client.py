@@ -113,4 +113,8 @@ class translated:  # lower case: used like the function it replaced, `async with
         if isinstance(exc, RedisError | RedisClusterException):
             # A cluster between masters (CLUSTERDOWN, TRYAGAIN, MOVED past the retries).
             raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
+        if isinstance(exc, RuntimeError) and "closed" in str(exc):
+            # redis-py's asyncio client writing to a connection whose node just died
+            # ("unable to perform operation on <TCPTransport closed=True ...>").
+            raise StoreUnavailable("Redis unavailable: connection closed") from exc
         return False

@@ -81,4 +81,4 @@ def test_the_peer_keeps_raypays_key_layout() -> None:
 
     for order_id in ("ord_1", "order-9f3a", "x"):
         assert Keys(peer.P).order(order_id) == f"{peer.vs(order_id)}:order:{order_id}"
-    assert peer.OUTBOXES == Keys(peer.P).outboxes()
+    assert [peer.OUTBOX] == Keys(peer.P).outboxes()

@@ -6,8 +6,8 @@ scripts: ``begin`` (the order paid already? the order exists, is the customer's,
 this amount; a per-customer token bucket; a pending-payment guard), the simulator's
 ledger (SET NX per paymentId: a charge happens once per key, durably, as its own round
 trip) and ``settle`` (the outcome and its event in one step, into an outbox stream).
-It keeps raypay's key layout (raypay/adapters/keys.py: an order's keys under its
-vshard's hash tag, an outbox stream per vshard), computed here in two lines.
+It keeps raypay's key layout on one Redis (raypay/adapters/keys.py: an order's keys
+under its vshard's hash tag, computed here in two lines; one outbox stream).
 The worker that takes the relay lock relays the outbox to Kafka with aiokafka,
 acknowledging only what the broker acknowledged. Bearer API keys are checked by SHA-256
 (from ``RAYPAY_API_KEYS`` and Redis, cached 1 s); every payment writes one JSON log line
@@ -59,7 +59,7 @@ def vs(order_id: str) -> str:
     return f"{P}:{{vs{int.from_bytes(digest, 'big') % VSHARDS}}}"
 
 
-OUTBOXES = [f"{P}:{{vs{v}}}:outbox" for v in range(VSHARDS)]
+OUTBOX = f"{P}:outbox"  # raypay's on one Redis (a cluster has one per vshard)
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXPONENTS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 DECLINED_ONCE = "pm_card_chargeDeclinedOnce"
@@ -263,7 +263,7 @@ class Peer:
         if not approved:
             event |= {"failureReason": "card_declined", "attemptedAt": record["processedAt"]}
         keys = [f"{v}:payment:{pid}", f"{v}:order:{o}:pending", f"{v}:order:{o}:succeeded",
-                f"{v}:outbox"]  # fmt: skip
+                OUTBOX]  # fmt: skip
         args = [record["status"], o, event["eventId"], kind, json.dumps(event), pid, *flat(record)]
         await self.settle(keys=keys, args=args)
         if not approved:
@@ -286,25 +286,23 @@ async def relay(redis: aioredis.Redis, stop: asyncio.Event) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=ENV("RAYPAY_KAFKA_BOOTSTRAP_SERVERS"),
                                 acks="all", linger_ms=2)  # fmt: skip
     await producer.start()
-    for outbox in OUTBOXES:
-        with contextlib.suppress(RedisError):
-            await redis.xgroup_create(outbox, "relay", id="0", mkstream=True)
+    with contextlib.suppress(RedisError):
+        await redis.xgroup_create(OUTBOX, "relay", id="0", mkstream=True)
     start = "0"  # this consumer's unacknowledged entries first (a failed batch), then new
     try:
         while not stop.is_set():
             try:
-                streams = {outbox: start for outbox in OUTBOXES}  # one read, every vshard
+                stream = {OUTBOX: start}
                 block = None if start == "0" else 200
-                reply = await redis.xreadgroup("relay", "relay-1", streams, count=64, block=block)
-                entries = [entry for _, found in reply or [] for entry in found]
+                reply = await redis.xreadgroup("relay", "relay-1", stream, count=500, block=block)
+                entries = reply[0][1] if reply else []
                 if not entries:
                     start = ">"
                     continue
                 await publish(producer, topics, entries)
+                ids = [entry_id for entry_id, _ in entries]
                 async with redis.pipeline(transaction=True) as pipe:
-                    for outbox, found in reply:
-                        ids = [entry_id for entry_id, _ in found]
-                        pipe.xack(outbox, "relay", *ids).xdel(outbox, *ids)
+                    pipe.xack(OUTBOX, "relay", *ids).xdel(OUTBOX, *ids)
                     await pipe.execute()
             except (KafkaError, RedisError, OSError):  # Kafka or Redis away: again, later
                 start = "0"

@@ -24,7 +24,6 @@ from typing import Any
 
 from raypay import bootstrap
 from raypay.adapters.kafka_sink import OutgoingEvent
-from raypay.adapters.keys import Keys
 from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.redis_client import connect_sync
 from raypay.adapters.seeding import seed
@@ -106,7 +105,8 @@ async def drive(settings: Settings, orders: list[dict[str, str]], concurrency: i
     deps = bootstrap.workflow_deps(stores, gateway)
     limiter = bootstrap.rate_limiter(settings, redis)
     relay_client = bootstrap.redis_client(settings, pipelined=False, timeout_s=2.0)
-    relay = OutboxRelay(relay_client, Keys(settings.key_prefix), DroppingSink())  # type: ignore[arg-type]
+    batch = 64 if settings.redis_cluster else 500  # as bootstrap.relay
+    relay = OutboxRelay(relay_client, bootstrap.keys_of(settings), DroppingSink(), batch)  # type: ignore[arg-type]
     stop = asyncio.Event()
     relaying = asyncio.ensure_future(relay.run(stop))
     principal = Principal("bench", Role.CHECKOUT)
@@ -163,7 +163,8 @@ def measure(setup: str, settings: Settings, ports: list[int], masters: list[int]
 async def idle_relay(settings: Settings, seconds: float) -> None:
     """The relay alone on an empty outbox for ``seconds`` (its polling, on a cluster)."""
     client = bootstrap.redis_client(settings, pipelined=False, timeout_s=2.0)
-    relay = OutboxRelay(client, Keys(settings.key_prefix), DroppingSink())  # type: ignore[arg-type]
+    batch = 64 if settings.redis_cluster else 500  # as bootstrap.relay
+    relay = OutboxRelay(client, bootstrap.keys_of(settings), DroppingSink(), batch)  # type: ignore[arg-type]
     stop = asyncio.Event()
     relaying = asyncio.ensure_future(relay.run(stop))
     await asyncio.sleep(seconds)

@@ -70,9 +70,9 @@ def _chunks(items: list[str], size: int = CHUNK) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def outbox_depth(redis, prefix: str, order_ids: set[str]) -> int:
+async def outbox_depth(redis, prefix: str, order_ids: set[str], cluster: bool = False) -> int:
     """Events of these orders still waiting in the outbox streams (their vshards')."""
-    keys = Keys(prefix)
+    keys = Keys(prefix, cluster)
     streams = sorted({keys.outbox(vshard_of(order_id)) for order_id in order_ids})
     async with redis.pipeline(transaction=False) as pipe:
         for stream in streams:
@@ -90,10 +90,12 @@ async def outbox_depth(redis, prefix: str, order_ids: set[str]) -> int:
     return waiting
 
 
-async def wait_for_outbox(redis, prefix: str, order_ids: set[str], deadline: float) -> int:
+async def wait_for_outbox(
+    redis, prefix: str, order_ids: set[str], deadline: float, cluster: bool = False
+) -> int:
     """Poll until none of these orders' events wait in the outbox, or the deadline."""
     while True:
-        depth = await outbox_depth(redis, prefix, order_ids)
+        depth = await outbox_depth(redis, prefix, order_ids, cluster)
         if not depth or time.monotonic() >= deadline:
             return depth
         await asyncio.sleep(0.2)
@@ -211,7 +213,9 @@ async def gather_evidence(
     wanted_orders = set(order_ids)
     try:
         say("waiting for the outbox to drain")
-        depth = await wait_for_outbox(client, target.key_prefix, wanted_orders, deadline)
+        depth = await wait_for_outbox(
+            client, target.key_prefix, wanted_orders, deadline, target.redis_cluster
+        )
         say("reading payments and charges from Redis")
         payments, charges = await read_payments(client, target.key_prefix, order_ids)
     finally:

@@ -60,7 +60,7 @@ def store(redis_cluster: EmbeddedCluster) -> Iterator:
 
 @pytest.fixture
 def keys() -> Keys:
-    return Keys("raypay")
+    return Keys("raypay", cluster=True)
 
 
 def in_one_vshard(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,7 +71,11 @@ def in_one_vshard(monkeypatch: pytest.MonkeyPatch) -> None:
         return int(found.group(1)) if found else ONE_VSHARD
 
     stores = (key_names, redis_store, refund_store, gateway_sim, ticket_store, sharding)
-    for module in (*stores, *(sys.modules[name] for name in TESTS if name in sys.modules)):
+    tests = [sys.modules[name] for name in TESTS if name in sys.modules]
+    for module in tests:  # the unit tests read the outbox their KEYS name: a cluster's
+        if hasattr(module, "KEYS"):
+            monkeypatch.setattr(module, "KEYS", Keys("raypay", cluster=True))
+    for module in (*stores, *tests):
         if hasattr(module, "vshard_of"):
             monkeypatch.setattr(module, "vshard_of", lambda _: ONE_VSHARD)
         if hasattr(module, "vshard_in"):

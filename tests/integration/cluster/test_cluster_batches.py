@@ -54,7 +54,7 @@ def a_payment(order_id: str) -> Payment:
 
 
 async def test_a_durable_step_is_answered_once_a_replica_has_it(redis, redis_cluster):
-    payments = RedisPayments(redis, Keys("raypay"), Replicas(1, 500))
+    payments = RedisPayments(redis, Keys("raypay", cluster=True), Replicas(1, 500))
     begun = await asyncio.gather(*(payments.begin(a_payment(f"ord_{n}")) for n in range(50)))
     assert all(b.created for b in begun)
 
@@ -62,7 +62,7 @@ async def test_a_durable_step_is_answered_once_a_replica_has_it(redis, redis_clu
 async def test_without_a_replica_to_confirm_it_a_durable_step_is_a_503_and_its_retry_is_safe(
     redis, redis_cluster
 ):
-    keys = Keys("raypay")
+    keys = Keys("raypay", cluster=True)
     payments = RedisPayments(redis, keys, Replicas(1, 300))
     payment = a_payment("ord_lonely")
     slot = redis.keyslot(keys.payment(payment.payment_id))

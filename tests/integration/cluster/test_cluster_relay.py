@@ -25,8 +25,17 @@ from raypay.domain.sharding import VSHARDS, vshard_of
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def per_vshard_outboxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit tests queue into their ``KEYS``' outbox: a cluster's, one per vshard."""
+    import unit.test_outbox as unit
+
+    monkeypatch.setattr(unit, "KEYS", Keys("raypay", cluster=True))
+    monkeypatch.setattr(unit, "OUTBOX", unit.KEYS.outbox(vshard_of("ord_1")))
+
+
 async def test_events_of_orders_on_every_master_are_relayed_each_once(redis, redis_cluster):
-    keys, fake = Keys("raypay"), FakeSink()
+    keys, fake = Keys("raypay", cluster=True), FakeSink()
     poller = OutboxRelay(redis, keys, fake)
     await poller.ensure_group()
     orders = [f"ord_{n}" for n in range(300)]
@@ -48,7 +57,7 @@ async def test_events_of_orders_on_every_master_are_relayed_each_once(redis, red
 
 
 async def test_an_idle_relay_polls_ever_more_slowly(redis):
-    poller = OutboxRelay(redis, Keys("raypay"), FakeSink(), idle_s=0.05)
+    poller = OutboxRelay(redis, Keys("raypay", cluster=True), FakeSink(), idle_s=0.05)
     await poller.ensure_group()
     started = asyncio.get_running_loop().time()
     for _ in range(6):

@@ -10,7 +10,6 @@ from collections import Counter
 import pytest
 from raystack import consuming, eventually
 
-from raypay.adapters.keys import Keys
 from raypay.domain.sharding import vshard_of
 from raypay.tools.loadgen.evidence import Target
 from raypay.tools.loadgen.plan import Scenario
@@ -48,7 +47,7 @@ async def test_a_payment_its_reads_and_a_refund_on_the_cluster(cluster_service):
 
 def master_of(service, order_id: str) -> int:
     """The port of the master holding the order's vshard."""
-    slot = service.redis.keyslot(Keys(service.settings.key_prefix).order(order_id))
+    slot = service.redis.keyslot(service.keys.order(order_id))
     return service.redis.nodes_manager.get_node_from_slot(slot).port
 
 
