@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import translated
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.auth import Principal
 from raypay.domain.errors import RateLimited
 from raypay.settings import Settings
@@ -46,7 +47,9 @@ return {1, 0, 0}
 class RateLimiter:
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.settings, self.keys = settings, Keys(settings.key_prefix)
-        self._take = redis.register_script(_TAKE)
+        # The requests of one loop turn share an EVALSHA per hash slot: all of one API
+        # key's are in one slot (keys.py), so a busy key's take one call a turn.
+        self._take = BatchedScript(redis, _TAKE)
 
     async def admit(self, principal: Principal, customer_id: str | None = None) -> None:
         """Take a token for the key (and the customer); RateLimited (429) when one is empty."""
