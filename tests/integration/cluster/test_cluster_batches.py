@@ -5,6 +5,7 @@ answered only once a replica has them (WAIT), a 503 when none confirms."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -80,3 +81,41 @@ async def test_without_a_replica_to_confirm_it_a_durable_step_is_a_503_and_its_r
         redis_cluster.wait_healthy(3)
     again = await payments.begin(a_payment("ord_lonely"))
     assert (again.created, again.payment.payment_id) == (False, payment.payment_id)
+
+
+@pytest.fixture
+def redis_with_replica(tmp_path):
+    """One redis-server (not a cluster) with a replica: WAIT on one Redis."""
+    from raypay.adapters.redis_client import connect_sync
+    from raypay.tools.redis_cluster import free_cluster_ports
+    from raypay.tools.stack import start_redis
+
+    master_port, replica_port = free_cluster_ports(2)
+    master = start_redis(tmp_path / "master", master_port)
+    replica = start_redis(tmp_path / "replica", replica_port)
+    connect_sync(replica.url).replicaof("127.0.0.1", master_port)
+    deadline = time.monotonic() + 10
+    while connect_sync(master.url).info("replication")["connected_slaves"] < 1:
+        assert time.monotonic() < deadline, "the replica never connected"
+        time.sleep(0.05)
+    try:
+        yield master, replica
+    finally:
+        replica.stop()
+        master.stop()
+
+
+async def test_on_one_redis_a_durable_step_waits_for_its_replica_too(redis_with_replica):
+    from raypay.adapters.redis_client import connect
+
+    master, replica = redis_with_replica
+    client = connect(master.url, 2.0, pipelined=True)
+    payments = RedisPayments(client, Keys("raypay"), Replicas(1, 300))
+    try:
+        begun = await asyncio.gather(*(payments.begin(a_payment(f"ord_{n}")) for n in range(20)))
+        assert all(b.created for b in begun)
+        replica.stop()
+        with pytest.raises(StoreUnavailable, match="not confirmed by a replica"):
+            await payments.begin(a_payment("ord_alone"))
+    finally:
+        await client.aclose()
