@@ -1,4 +1,4 @@
-"""The PaymentActor shard: owns the orders whose orderId hashes to it.
+"""The PaymentActor shard: owns the orders of a range of vshards (domain/sharding.py).
 
 Inside, one asyncio lock per order: requests for one order (its payments and the
 refunds of its payments) run one after another, different orders run concurrently. The
@@ -27,7 +27,7 @@ from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.outcomes import Outcome
 from raypay.domain.refunding import settle_pending_refund
 from raypay.domain.refunds import Refund, RefundReason, RefundRequest, RefundStatus
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import vshards_of
 from raypay.domain.workflow import settle_pending
 
 log = logging.getLogger("raypay.shard")
@@ -63,6 +63,7 @@ class PaymentActor:
     async def __init__(self, config: ShardConfig, gateways: list[ray.actor.ActorHandle]) -> None:
         settings, topology = config.settings, config.topology
         self.index, self.shards = config.index, topology.shards
+        self.vshards = vshards_of(config.index, topology.shards)
         self.metrics = ShardMetrics(settings.key_prefix, config.index)
         stores = bootstrap.stores(
             settings, bootstrap.redis_client(settings, self.metrics.redis_error)
@@ -140,21 +141,18 @@ class PaymentActor:
         return await self._box.collect(ticket_ids)
 
     async def sweep(self) -> int:
-        """Settle this shard's payments and refunds pending for longer than ``sweep_after``."""
+        """Settle the payments and refunds of this shard's vshards pending for longer than
+        ``sweep_after`` (each vshard has its pending sets)."""
         cutoff = self.deps.clock.now() - self.sweep_after
         settled = 0
-        for payment in await self.payments.pending_older_than(cutoff):
-            if shard_for(payment.order_id, self.shards) != self.index:
-                continue
+        for payment in await self.payments.pending_older_than(cutoff, self.vshards):
             lock = self.orders.enter(payment.order_id)
             try:
                 async with lock:
                     settled += await self._settle_left_pending(payment)
             finally:
                 self.orders.leave(payment.order_id)
-        for refund in await self.refunds.pending_older_than(cutoff):
-            if shard_for(refund.order_id, self.shards) != self.index:
-                continue
+        for refund in await self.refunds.pending_older_than(cutoff, self.vshards):
             lock = self.orders.enter(refund.order_id)
             try:
                 async with lock:

@@ -19,7 +19,7 @@ from raypay import bootstrap
 from raypay.domain.batches import Pacer, RefundBatch, run_batch
 from raypay.domain.errors import ShardUnavailable, StoreUnavailable
 from raypay.domain.outcomes import Outcome
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import shard_of_order
 from raypay.settings import Settings
 
 log = logging.getLogger("raypay.batches")
@@ -72,7 +72,7 @@ class RefundBatchActor:
             del self.running[batch_id]
 
     async def _refund_one(self, batch: RefundBatch, order_id: str) -> Outcome:
-        shard = self.shards[shard_for(order_id, len(self.shards))]
+        shard = self.shards[shard_of_order(order_id, len(self.shards))]
         call = shard.refund_order.remote(
             order_id, batch.reason, dict(batch.metadata), batch.idempotency_key(order_id)
         )

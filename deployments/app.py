@@ -60,7 +60,7 @@ from raypay.domain.errors import (
 )
 from raypay.domain.model import PaymentRequest, check_amount_cap
 from raypay.domain.outcomes import Outcome
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import shard_of_order
 from raypay.settings import Settings
 
 # The problems each route answers with (deployments/problems.py makes them).
@@ -191,7 +191,7 @@ class PaymentIngress:
         if request_id is None:  # Serve always sets one; without Serve, make one and say so
             request_id = headers["X-Request-ID"] = new_request_id()
         request = body.to_domain(request_id)
-        shard = shard_for(request.order_id, len(self._pay))
+        shard = shard_of_order(request.order_id, len(self._pay))
         try:
             outcome = await self._pay_order(request, principal, key, shard)
         except RaypayError as exc:

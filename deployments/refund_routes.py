@@ -32,7 +32,7 @@ from raypay.adapters.refund_store import RedisRefunds
 from raypay.domain.errors import PaymentNotFound, RaypayError, RefundNotFound
 from raypay.domain.outcomes import Outcome, classify
 from raypay.domain.refunds import RefundRequest
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import shard_of_order
 
 log = logging.getLogger("raypay.ingress")
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -71,7 +71,7 @@ class RefundDesk:
         order_id = await self.payments.order_of(request.payment_id)
         if order_id is None:
             raise PaymentNotFound(f"payment {request.payment_id} not found")
-        shard = self.shards[shard_for(order_id, len(self.shards))]
+        shard = self.shards[shard_of_order(order_id, len(self.shards))]
         return await self.await_actor(shard.refund.remote(request, order_id, key))
 
 

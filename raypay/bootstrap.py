@@ -28,7 +28,7 @@ from raypay.adapters.key_store import Keyring
 from raypay.adapters.keys import Keys
 from raypay.adapters.outbox import OutboxRelay
 from raypay.adapters.rate_limiter import RateLimiter
-from raypay.adapters.redis_client import connect
+from raypay.adapters.redis_client import Replicas, connect
 from raypay.adapters.redis_store import RedisOrders, RedisPayments, RedisReservations
 from raypay.adapters.refund_store import RedisRefunds
 from raypay.domain.events import EventType
@@ -51,7 +51,19 @@ def redis_client(
 ) -> aioredis.Redis:
     """The Redis client of a component: bounded waits, concurrent commands pipelined,
     every failed command reported to ``on_error`` (the component's error counter)."""
-    return connect(settings.redis_url, timeout_s or settings.redis_timeout_s, pipelined, on_error)
+    timeout = timeout_s or settings.redis_timeout_s
+    return connect(settings.redis_url, timeout, pipelined, on_error, settings.redis_cluster)
+
+
+def keys_of(settings: Settings) -> Keys:
+    """The key names of this deployment (one outbox on one Redis, one per vshard on a
+    cluster: keys.py)."""
+    return Keys(settings.key_prefix, settings.redis_cluster)
+
+
+def replicas(settings: Settings) -> Replicas:
+    """What a durable step waits for (settings: redis_wait_replicas)."""
+    return Replicas(settings.wait_replicas(), settings.redis_wait_timeout_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +78,12 @@ class Stores:
 
 
 def stores(settings: Settings, redis: aioredis.Redis) -> Stores:
-    keys = Keys(settings.key_prefix)
+    keys, durable = keys_of(settings), replicas(settings)
     return Stores(
         RedisOrders(redis, keys),
         RedisReservations(redis, keys),
-        RedisPayments(redis, keys),
-        RedisRefunds(redis, keys),
+        RedisPayments(redis, keys, durable),
+        RedisRefunds(redis, keys, durable),
         RedisIdempotency(redis, keys, settings.idempotency_ttl_s),
     )
 
@@ -90,15 +102,16 @@ def workflow_deps(built: Stores, gateway: Gateway) -> Deps:
 
 def batch_store(settings: Settings, redis: aioredis.Redis) -> RedisBatches:
     """Refund batches in Redis."""
-    return RedisBatches(redis, Keys(settings.key_prefix))
+    return RedisBatches(redis, keys_of(settings), replicas(settings))
 
 
 def simulator(
     settings: Settings, redis: aioredis.Redis, config: SimulatorConfig
 ) -> GatewaySimulator:
     """The gateway simulator, its charge and refund ledgers in Redis."""
-    keys = Keys(settings.key_prefix)
-    return GatewaySimulator(RedisChargeLedger(redis, keys), config, RedisRefundLedger(redis, keys))
+    keys, durable = keys_of(settings), replicas(settings)
+    charges = RedisChargeLedger(redis, keys, durable)
+    return GatewaySimulator(charges, config, RedisRefundLedger(redis, keys, durable))
 
 
 def topics(settings: Settings) -> dict[str, str]:
@@ -124,8 +137,9 @@ def relay(settings: Settings, redis: aioredis.Redis) -> OutboxRelay:
         settings.kafka_idempotence,
         marker_topic(settings),
     )
+    batch = 64 if settings.redis_cluster else 500  # per stream: 256 of them on a cluster
     return OutboxRelay(
-        redis, Keys(settings.key_prefix), sink, retention_s=settings.event_retention_s
+        redis, keys_of(settings), sink, batch, retention_s=settings.event_retention_s
     )
 
 

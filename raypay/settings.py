@@ -26,6 +26,14 @@ class Settings(BaseSettings):
         "127.0.0.1:9092",
         validation_alias=AliasChoices("RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    # REDIS_URL names one node of a Redis Cluster (redis-py's cluster client; it has no URL
+    # scheme of its own). Keys carry hash tags either way (raypay/adapters/keys.py).
+    redis_cluster: bool = False
+    # Durable steps (a payment or refund begun or settled, a simulated charge, a refund
+    # batch made) are answered only once this many replicas have them (WAIT); a shortfall
+    # is a 503 to retry. Unset: 1 on a cluster, 0 (no wait) on one Redis.
+    redis_wait_replicas: int | None = Field(None, ge=0)
+    redis_wait_timeout_ms: int = Field(500, ge=1)
     # On for real Kafka; the embedded Tansu broker has no InitProducerId, so the
     # embedded stack turns it off explicitly.
     kafka_idempotence: bool = True
@@ -74,6 +82,12 @@ class Settings(BaseSettings):
     # per-currency overrides as JSON, e.g. RAYPAY_MAX_AMOUNT_BY_CURRENCY='{"JPY": 15000000}'.
     max_amount: Decimal = Field(Decimal(100_000), gt=0)
     max_amount_by_currency: dict[str, Decimal] = Field(default_factory=dict)
+
+    def wait_replicas(self) -> int:
+        """The replicas a durable step waits for (``redis_wait_replicas``, by mode)."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_cluster else 0
 
     def topics(self) -> list[str]:
         """Every topic raypay publishes to: the broker must have each (the relay waits)."""

@@ -34,6 +34,7 @@ from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
 from raypay.adapters import key_store, seeding
 from raypay.adapters.keys import Keys
 from raypay.domain import auth
+from raypay.domain.sharding import vshard_of
 from raypay.settings import Settings
 from raypay.tools.launch import EDGE_ENV, SERVE_LOG_ENV, fast_ingress_env, logging_config
 from raypay.tools.stack import free_port
@@ -146,9 +147,13 @@ class Service:
         options.setdefault("customer_id", f"cus_{uuid.uuid4().hex[:10]}")
         return seeding.seed(self.redis, self.settings.key_prefix, **options)[0]
 
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.settings.key_prefix, self.settings.redis_cluster)
+
     def charges(self, order_id: str) -> int:
         """Charge attempts the gateway simulator made for an order."""
-        return int(self.redis.hget(Keys(self.settings.key_prefix).charge_counts, order_id) or 0)
+        return int(self.redis.hget(self.keys.charge_counts(vshard_of(order_id)), order_id) or 0)
 
     async def pay(self, order: dict[str, str], **overrides: Any) -> httpx.Response:
         headers = overrides.pop("headers", None)
@@ -157,7 +162,15 @@ class Service:
 
     def refunds_made(self, order_id: str) -> int:
         """Refunds the gateway simulator made for an order."""
-        return int(self.redis.hget(Keys(self.settings.key_prefix).refund_counts, order_id) or 0)
+        return int(self.redis.hget(self.keys.refund_counts(vshard_of(order_id)), order_id) or 0)
+
+    def outbox_entries(self) -> list[tuple[str, dict[str, str]]]:
+        """Every vshard's outbox entries (waiting for the broker), oldest first."""
+        return _merged(self.redis, self.keys.outboxes())
+
+    def delivered_entries(self) -> list[tuple[str, dict[str, str]]]:
+        """Every vshard's delivery log entries, oldest first."""
+        return _merged(self.redis, self.keys.delivered_logs())
 
     async def refund(
         self, payment_id: str, reason: str = "requested_by_customer", **body: Any
@@ -269,23 +282,21 @@ class EventLog:
 async def after_a_later_event(service: Service, log: EventLog) -> list[dict[str, str]]:
     """A barrier before asserting that an earlier order has no further event.
 
-    Pays a fresh order, then waits until the relay has logged its event as delivered and
-    ``log`` has it. The relay publishes the outbox in stream order, a batch only once the
-    broker acknowledged the one before, so an event queued before that one is by then
-    on the broker and in the delivery log. Returns the delivery log's entries
+    Pays a fresh order, then waits until the relay has logged its event as delivered,
+    every vshard's outbox is empty and ``log`` has that event. The relay deletes an entry
+    only once the broker acknowledged it, so an event queued before that one is by then
+    on the broker and in the delivery logs. Returns the delivery logs' entries
     ({eventId, kind, key}), oldest first.
     """
-    stream = Keys(service.settings.key_prefix).delivered_log
-    last = service.redis.xrevrange(stream, count=1)
-    since = f"({last[0][0]}" if last else "-"  # only entries after this call's start
     later = service.seed()
     await eventually(lambda: service.pay(later), lambda r: r.status_code in (200, 201))
     await eventually(
-        lambda: [fields["key"] for _, fields in service.redis.xrange(stream, min=since)],
+        lambda: [fields["key"] for _, fields in service.delivered_entries()],
         lambda keys: later["orderId"] in keys,
     )
+    await eventually(service.outbox_entries, lambda waiting: not waiting)
     await log.wait_for(later["orderId"], 1)
-    return [fields for _, fields in service.redis.xrange(stream)]
+    return [fields for _, fields in service.delivered_entries()]
 
 
 @asynccontextmanager
@@ -342,3 +353,11 @@ def json_lines_with(logs_dir: Path, text: str) -> list[dict[str, Any]]:
                 except ValueError:
                     continue
     return found
+
+
+def _merged(client: Any, streams: list[str]) -> list[tuple[str, dict[str, str]]]:
+    pipe = client.pipeline(transaction=False)
+    for stream in streams:
+        pipe.xrange(stream)
+    entries = [entry for found in pipe.execute() for entry in found]
+    return sorted(entries, key=lambda entry: tuple(map(int, entry[0].split("-"))))

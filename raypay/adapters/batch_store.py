@@ -2,7 +2,8 @@
 
 Everything a runner needs to resume is here: the batch's orders (a list), the outcomes
 recorded so far (a hash, each field written once), a cursor below which every order is
-recorded, and the set of batches still running. Key names: keys.py.
+recorded, and the set of batches still running. Key names: keys.py (one hash tag for all
+batches, so each script touches one slot); creating a batch is a durable step.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from raypay.adapters.records import (
     item_from_record,
     item_record,
 )
-from raypay.adapters.redis_client import translated
+from raypay.adapters.redis_client import Replicas, translated
 from raypay.adapters.redis_store import flat
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.batches import BatchItem, RefundBatch
 from raypay.domain.model import iso
 
@@ -50,9 +52,9 @@ return 1
 
 
 class RedisBatches:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, replicas: Replicas | None = None):
         self.redis, self.keys = redis, keys
-        self._create = redis.register_script(_CREATE)
+        self._create = BatchedScript(redis, _CREATE, replicas=replicas)
         self._record = redis.register_script(_RECORD)
 
     async def create(self, batch: RefundBatch, order_ids: list[str]) -> RefundBatch:

@@ -32,10 +32,11 @@ from typing import Any, Protocol, TypeVar
 import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
-from raypay.adapters.redis_client import translated
+from raypay.adapters.redis_client import Replicas, translated
 from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.ports import ChargeRequest, ChargeResult, RefundCharge, RefundResult
+from raypay.domain.sharding import vshard_in, vshard_of
 
 DECLINES = {
     "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),
@@ -117,13 +118,16 @@ return redis.call('GET', KEYS[1])
 
 class RedisChargeLedger:
     """``Keys.charge`` holds each result; ``Keys.charge_counts`` counts charges per
-    reference (orderId) and ``Keys.charge_total`` in all."""
+    reference (orderId) and ``Keys.charge_total`` in all, per vshard: the one the
+    idempotency key (a paymentId) carries, which is its order's. Recording is a durable
+    step (a real gateway does not forget a charge)."""
 
     result_type: type = ChargeResult
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, replicas: Replicas | None = None):
         self.redis = redis
-        self._record = BatchedScript(redis, _RECORD)  # one EVALSHA per loop turn
+        # One EVALSHA per loop turn and hash slot.
+        self._record = BatchedScript(redis, _RECORD, replicas=replicas)
         self.key_of, self.counts, self.total = keys.charge, keys.charge_counts, keys.charge_total
 
     async def get(self, key: str) -> Any:
@@ -133,12 +137,14 @@ class RedisChargeLedger:
 
     async def count(self, reference: str) -> int:
         async with translated():
-            return int(await self.redis.hget(self.counts, reference) or 0)
+            return int(await self.redis.hget(self.counts(vshard_of(reference)), reference) or 0)
 
     async def record(self, key: str, result: Any, reference: str, counted: bool = True) -> Any:
+        # Counted per orderId beside the order (which the key's vshard is, for our ids).
+        vshard = vshard_of(reference) if reference else vshard_in(key)
         async with translated():
             raw = await self._record(
-                keys=[self.key_of(key), self.counts, self.total],
+                keys=[self.key_of(key), self.counts(vshard), self.total(vshard)],
                 args=[json.dumps(as_record(result)), reference, "1" if counted else "0"],
             )
         return self.result_type(**json.loads(raw))
@@ -150,8 +156,8 @@ class RedisRefundLedger(RedisChargeLedger):
 
     result_type = RefundResult
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
-        super().__init__(redis, keys)
+    def __init__(self, redis: aioredis.Redis, keys: Keys, replicas: Replicas | None = None):
+        super().__init__(redis, keys, replicas)
         self.key_of, self.counts = keys.gateway_refund, keys.refund_counts
         self.total = keys.refund_total
 

@@ -1,5 +1,6 @@
 """Automatic pipelining: the Redis commands that concurrent coroutines issue in the
-same turn of the event loop go to Redis as one pipeline, one round trip.
+same turn of the event loop go to Redis as one pipeline, one round trip (on a cluster:
+one per master, sent together).
 
 A shard runs a batch of payments at once, so each workflow step of every payment in
 the batch is issued in the same turn; this turns N round trips into one. Commands
@@ -13,12 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from raypay.adapters.batching import MicroBatcher, Pending, resolve
 
 
-class PipelinedRedis(aioredis.Redis):
-    """A ``redis.asyncio.Redis`` whose single commands are pipelined per loop turn."""
+class _AutoPipeline:
+    """Mixed into a redis-py asyncio client: single commands pipelined per loop turn."""
 
     def __init__(self, *args: Any, max_pipeline: int = 512, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,13 +36,39 @@ class PipelinedRedis(aioredis.Redis):
         if len(batch) == 1:  # nothing to share the trip with
             (args, options), future = batch[0]
             try:
-                resolve(future, await super().execute_command(*args, **options))
+                resolve(future, await super().execute_command(*args, **options))  # type: ignore[misc]
             except Exception as exc:
-                resolve(future, exc)
+                resolve(future, lost(exc))
             return
-        pipe = self.pipeline(transaction=False)
+        pipe = self.pipeline(transaction=False)  # type: ignore[attr-defined]
         for (args, options), _ in batch:
             pipe.execute_command(*args, **options)
-        results = await pipe.execute(raise_on_error=False)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except RuntimeError as exc:
+            raise lost(exc) from exc
         for (_, future), result in zip(batch, results, strict=True):
             resolve(future, result)
+
+
+def lost(exc: Exception) -> Exception:
+    """redis-py's asyncio client can raise RuntimeError ("unable to perform operation on
+    <TCPTransport closed=True>") writing to a node that just died: a lost connection."""
+    if isinstance(exc, RuntimeError) and "closed" in str(exc):
+        return RedisConnectionError(f"connection lost: {exc}")
+    return exc
+
+
+class PipelinedRedis(_AutoPipeline, aioredis.Redis):
+    """A ``redis.asyncio.Redis`` whose single commands are pipelined per loop turn."""
+
+
+class PipelinedRedisCluster(_AutoPipeline, RedisCluster):
+    """The same for a Redis Cluster: redis-py's cluster pipeline sends each master its
+    commands on one connection, the masters at once. Commands for several nodes (SCRIPT
+    LOAD to every master, PING, INFO) or aimed at one (``target_nodes``) go alone."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if "target_nodes" in options or args[0] in self.command_flags:
+            return await RedisCluster.execute_command(self, *args, **options)
+        return await super().execute_command(*args, **options)

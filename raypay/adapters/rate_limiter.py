@@ -1,5 +1,7 @@
 """Rate limits: a token bucket in Redis per API key and per customer, both checked and
-taken in one Lua call: one round trip per request, shared by all replicas."""
+taken in one Lua call: one round trip per request, shared by all replicas. The customer's
+bucket shares the API key's hash tag (keys.py), so the call touches one slot: a
+customer is limited per API key they come through."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import translated
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.auth import Principal
 from raypay.domain.errors import RateLimited
 from raypay.settings import Settings
@@ -44,7 +47,9 @@ return {1, 0, 0}
 class RateLimiter:
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.settings, self.keys = settings, Keys(settings.key_prefix)
-        self._take = redis.register_script(_TAKE)
+        # The requests of one loop turn share an EVALSHA per hash slot: all of one API
+        # key's are in one slot (keys.py), so a busy key's take one call a turn.
+        self._take = BatchedScript(redis, _TAKE)
 
     async def admit(self, principal: Principal, customer_id: str | None = None) -> None:
         """Take a token for the key (and the customer); RateLimited (429) when one is empty."""
@@ -59,7 +64,7 @@ class RateLimiter:
             buckets.append(
                 (
                     "customer",
-                    self.keys.customer_bucket(customer_id),
+                    self.keys.customer_bucket(principal.key_id, customer_id),
                     s.rate_limit_per_customer,
                     s.rate_limit_per_customer_burst,
                 )

@@ -1,11 +1,14 @@
 """Redis adapters: orders and reservations (written upstream), payments and the outbox.
 
 Key names: keys.py; record formats: records.py; the event payload: event_payload.py.
-Every write step is one Lua script, so it is atomic and one round trip.
+Every write step is one Lua script, so it is atomic and one round trip, and touches the
+keys of one vshard (one hash slot). Beginning and settling are durable steps: answered
+once ``replicas`` have them (script_batch.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import redis.asyncio as aioredis
@@ -19,12 +22,13 @@ from raypay.adapters.records import (
     reservation_from_record,
     to_record,
 )
-from raypay.adapters.redis_client import translated
+from raypay.adapters.redis_client import Replicas, translated
 from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import StoreUnavailable
 from raypay.domain.events import PaymentEvent
 from raypay.domain.model import Order, Payment, PaymentStatus, Reservation
 from raypay.domain.ports import Begun
+from raypay.domain.sharding import vshard_of
 
 _BEGIN = """
 local done = redis.call('GET', KEYS[1])
@@ -69,9 +73,9 @@ class RedisReservations:
     def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
         self.redis, self.keys = redis, keys
 
-    async def get(self, reservation_id: str) -> Reservation | None:
+    async def get(self, reservation_id: str, order_id: str) -> Reservation | None:
         async with translated():
-            fields = await self.redis.hgetall(self.keys.reservation(reservation_id))
+            fields = await self.redis.hgetall(self.keys.reservation(reservation_id, order_id))
         return reservation_from_record(reservation_id, fields) if fields else None
 
 
@@ -82,11 +86,11 @@ def flat(fields: dict[str, str]) -> list[str]:
 class RedisPayments:
     """Payments, the per-order guards and the transactional outbox."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, replicas: Replicas | None = None):
         self.redis, self.keys = redis, keys
-        # One EVALSHA per loop turn for all the payments that begin or settle in it.
-        self._begin = BatchedScript(redis, _BEGIN)
-        self._settle = BatchedScript(redis, _SETTLE)
+        # One EVALSHA per loop turn (and hash slot) for the payments that begin or settle.
+        self._begin = BatchedScript(redis, _BEGIN, replicas=replicas)
+        self._settle = BatchedScript(redis, _SETTLE, replicas=replicas)
 
     async def get(self, payment_id: str) -> Payment | None:
         async with translated():
@@ -113,7 +117,7 @@ class RedisPayments:
                     keys.pending(payment.order_id),
                     keys.payment(payment.payment_id),
                     keys.order_payments(payment.order_id),
-                    keys.pending_index,
+                    keys.pending_index(vshard_of(payment.order_id)),
                 ],
                 args=[payment.payment_id, created_ms, *flat(to_record(payment))],
             )
@@ -132,8 +136,8 @@ class RedisPayments:
                     keys.payment(payment.payment_id),
                     keys.pending(payment.order_id),
                     keys.succeeded(payment.order_id),
-                    keys.pending_index,
-                    keys.outbox,
+                    keys.pending_index(vshard_of(payment.order_id)),
+                    keys.outbox(vshard_of(payment.order_id)),
                     keys.order_sequence(payment.order_id),
                 ],
                 args=[
@@ -165,11 +169,24 @@ class RedisPayments:
                 rows = await pipe.execute()
         return [from_record(fields) for fields in rows if fields]
 
-    async def pending_older_than(self, cutoff: datetime, limit: int = 100) -> list[Payment]:
-        """Pending payments created before ``cutoff``, oldest first (for the sweep)."""
-        async with translated():
-            ids = await self.redis.zrangebyscore(
-                self.keys.pending_index, "-inf", int(cutoff.timestamp() * 1000), 0, limit
-            )
+    async def pending_older_than(
+        self, cutoff: datetime, vshards: Iterable[int], limit: int = 100
+    ) -> list[Payment]:
+        """Pending payments of these vshards created before ``cutoff``, oldest first in
+        each vshard, ``limit`` in all (for the sweep of the shard owning them)."""
+        keys = [self.keys.pending_index(v) for v in vshards]
+        ids = await oldest(self.redis, keys, int(cutoff.timestamp() * 1000), limit)
         found = [await self.get(payment_id) for payment_id in ids]
         return [p for p in found if p is not None and p.status is PaymentStatus.PENDING]
+
+
+async def oldest(redis: aioredis.Redis, keys: list[str], cutoff_ms: int, limit: int) -> list[str]:
+    """Members scored up to ``cutoff_ms`` of these sorted sets, lowest score first, at
+    most ``limit`` (one round trip; on a cluster one per master, at once)."""
+    async with translated():
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrangebyscore(key, "-inf", cutoff_ms, 0, limit, withscores=True)
+            found = await pipe.execute()
+    scored = sorted((score, member) for members in found for member, score in members)
+    return [member for _, member in scored[:limit]]

@@ -3,11 +3,14 @@
 A payment's hash carries ``amountRefundedMinor`` (its succeeded refunds) and
 ``amountRefundingMinor`` (its pending refunds' amounts, set aside). Both move only in the
 two scripts below, each one atomic step, so however refunds of one payment interleave,
-refunded + set aside never exceeds ``amountMinor``. Key names: keys.py.
+refunded + set aside never exceeds ``amountMinor``. Key names: keys.py. A refund's keys sit
+in its payment's vshard (its refundId carries it); beginning and settling are durable
+steps (script_batch.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,8 +19,9 @@ import redis.asyncio as aioredis
 from raypay.adapters.event_payload import encode, sequence_lua
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import refund_from_record, refund_record
-from raypay.adapters.redis_client import translated
-from raypay.adapters.redis_store import flat
+from raypay.adapters.redis_client import Replicas, translated
+from raypay.adapters.redis_store import flat, oldest
+from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import (
     PaymentNotFound,
     PaymentNotRefundable,
@@ -28,6 +32,7 @@ from raypay.domain.events import RefundEvent
 from raypay.domain.money import Money
 from raypay.domain.ports import RefundBegun
 from raypay.domain.refunds import Refund, RefundStatus
+from raypay.domain.sharding import vshard_in
 
 # KEYS: payment, refund, payment:refunds, refunds:pending, order:succeeded.
 # ARGV: refundId, amountMinor, createdAt (ms), release ('1': the payment stops being the
@@ -69,10 +74,10 @@ return 'settled'
 class RedisRefunds:
     """Refunds of payments, and their guard on each payment's refundable amount."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, replicas: Replicas | None = None):
         self.redis, self.keys = redis, keys
-        self._begin = redis.register_script(_BEGIN)
-        self._settle = redis.register_script(_SETTLE)
+        self._begin = BatchedScript(redis, _BEGIN, replicas=replicas)
+        self._settle = BatchedScript(redis, _SETTLE, replicas=replicas)
 
     async def get(self, refund_id: str) -> Refund | None:
         async with translated():
@@ -87,7 +92,7 @@ class RedisRefunds:
                     keys.payment(refund.payment_id),
                     keys.refund(refund.refund_id),
                     keys.payment_refunds(refund.payment_id),
-                    keys.refunds_pending,
+                    keys.refunds_pending(vshard_in(refund.refund_id)),
                     keys.succeeded(refund.order_id),
                 ],
                 args=[
@@ -128,8 +133,8 @@ class RedisRefunds:
                 keys=[
                     keys.refund(refund.refund_id),
                     keys.payment(refund.payment_id),
-                    keys.refunds_pending,
-                    keys.outbox,
+                    keys.refunds_pending(vshard_in(refund.refund_id)),
+                    keys.outbox(vshard_in(refund.refund_id)),
                     keys.order_sequence(refund.order_id),
                 ],
                 args=[
@@ -161,11 +166,11 @@ class RedisRefunds:
                 rows = await pipe.execute()
         return [refund_from_record(fields) for fields in rows if fields]
 
-    async def pending_older_than(self, cutoff: datetime, limit: int = 100) -> list[Refund]:
-        """Pending refunds created before ``cutoff``, oldest first (for the sweep)."""
-        async with translated():
-            ids = await self.redis.zrangebyscore(
-                self.keys.refunds_pending, "-inf", int(cutoff.timestamp() * 1000), 0, limit
-            )
+    async def pending_older_than(
+        self, cutoff: datetime, vshards: Iterable[int], limit: int = 100
+    ) -> list[Refund]:
+        """Pending refunds of these vshards created before ``cutoff`` (for the sweep)."""
+        keys = [self.keys.refunds_pending(v) for v in vshards]
+        ids = await oldest(self.redis, keys, int(cutoff.timestamp() * 1000), limit)
         found = [await self.get(refund_id) for refund_id in ids]
         return [r for r in found if r is not None and r.status is RefundStatus.PENDING]

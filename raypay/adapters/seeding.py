@@ -2,7 +2,10 @@
 
 Orders and reservations belong to other services of the checkout; raypay only
 reads them. Locally (and in tests and load runs) this module stands in for those
-services by writing the same hashes they would (formats: records.py, keys: keys.py).
+services by writing the same hashes they would (formats: records.py, keys: keys.py): an
+order under its vshard's hash tag, ``{p}:{vsN}:order:{orderId}``, and a reservation beside
+its order, ``{p}:{vsN}:reservation:{reservationId}``, N = vshard_of(orderId).
+``redis`` may be a ``redis.RedisCluster``: its pipeline sends each master its keys.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def seed(
         if reservation:
             reservation_id = _new_id("res", id_prefix)
             fields = reservation_fields(order_id, customer, expires_at, reservation_status)
-            pipe.hset(keys.reservation(reservation_id), mapping=fields)
+            pipe.hset(keys.reservation(reservation_id, order_id), mapping=fields)
             item["reservationId"] = reservation_id
         created.append(item)
     pipe.execute()

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import translated
+from raypay.domain.sharding import VSHARDS, vshard_in
 
 EVENT_TTL_S = 7 * 24 * 3600  # far longer than any redelivery
 
@@ -94,7 +95,8 @@ class RedisTickets:
 
     def _keys(self, event_id: str, payment_id: str) -> list[str]:
         keys = self.keys
-        return [keys.fulfilled_event(event_id), keys.ticket(payment_id), keys.fulfil_stats]
+        stats = keys.fulfil_stats(vshard_in(payment_id))  # all three beside the payment
+        return [keys.fulfilled_event(event_id, payment_id), keys.ticket(payment_id), stats]
 
     async def get(self, payment_id: str) -> Ticket | None:
         async with translated():
@@ -104,7 +106,14 @@ class RedisTickets:
         return Ticket(fields["ticketId"], fields["orderId"], fields["paymentId"], fields["status"])
 
     async def stats(self) -> dict[str, int]:
+        """The counts of every vshard, added up."""
         async with translated():
-            return {
-                k: int(v) for k, v in (await self.redis.hgetall(self.keys.fulfil_stats)).items()
-            }
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for vshard in range(VSHARDS):
+                    pipe.hgetall(self.keys.fulfil_stats(vshard))
+                rows = await pipe.execute()
+        totals: dict[str, int] = {}
+        for row in rows:
+            for name, value in row.items():
+                totals[name] = totals.get(name, 0) + int(value)
+        return totals

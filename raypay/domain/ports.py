@@ -13,6 +13,7 @@ from raypay.domain.model import Order, Payment, Reservation
 from raypay.domain.money import Money
 from raypay.domain.pickling import by_fields
 from raypay.domain.refunds import Refund
+from raypay.domain.sharding import scoped_id
 
 
 class OrderStore(Protocol):
@@ -21,8 +22,9 @@ class OrderStore(Protocol):
 
 
 class ReservationStore(Protocol):
-    async def get(self, reservation_id: str) -> Reservation | None:
-        """The seat reservation as the upstream service wrote it, or None."""
+    async def get(self, reservation_id: str, order_id: str) -> Reservation | None:
+        """The seat reservation as the upstream service wrote it, or None. ``order_id``:
+        the order it is asked for (the store finds a reservation beside its order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +161,10 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+def new_id(prefix: str, vshard: int | None = None) -> str:
+    """A new unique id; with ``vshard``, one that carries it (``pay_vs17_<hex>``)."""
+    unique = uuid.uuid4().hex
+    return f"{prefix}_{unique}" if vshard is None else scoped_id(prefix, vshard, unique)
 
 
 @dataclass
@@ -173,4 +177,5 @@ class Deps:
     refunds: RefundStore
     gateway: Gateway
     clock: Clock
-    ids: Callable[[str], str] = field(default=new_id)
+    ids: Callable[..., str] = field(default=new_id)
+    """``ids(prefix, vshard=None)``: a new id (new_id)."""

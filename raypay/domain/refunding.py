@@ -27,6 +27,7 @@ from raypay.domain.refunds import (
     refund_id_for,
     with_refund,
 )
+from raypay.domain.sharding import vshard_in
 
 
 async def refund(request: RefundRequest, deps: Deps, refund_id: str | None = None) -> Outcome:
@@ -42,7 +43,7 @@ async def refund(request: RefundRequest, deps: Deps, refund_id: str | None = Non
     )
     if payment is None:
         raise PaymentNotFound(f"payment {request.payment_id} not found")
-    refund_id = refund_id or deps.ids("re")
+    refund_id = refund_id or deps.ids("re", vshard_in(payment.payment_id))
 
     # 2. This very refund again (the retry of a 503): settle it if still pending, answer it.
     if (earlier := next((r for r in refunds if r.refund_id == refund_id), None)) is not None:

@@ -23,6 +23,7 @@ from raypay.domain.errors import (
 )
 from raypay.domain.model import Payment, PaymentStatus
 from raypay.domain.money import Money, MoneyError, TooManyDecimals
+from raypay.domain.sharding import scoped_id, vshard_in
 
 
 class RefundStatus(StrEnum):
@@ -169,6 +170,7 @@ def check_same_refund(earlier: Refund, request: RefundRequest) -> None:
 
 def refund_id_for(payment_id: str, idempotency_key: str) -> str:
     """The refundId of the refund a request with this Idempotency-Key makes: the same for
-    every retry, so a retry after a 503 finds that refund instead of making another."""
+    every retry, so a retry after a 503 finds that refund instead of making another. It
+    carries its payment's vshard (a refund's keys sit in its payment's hash slot)."""
     digest = hashlib.sha256(f"{payment_id}\x1f{idempotency_key}".encode()).hexdigest()
-    return f"re_{digest[:32]}"
+    return scoped_id("re", vshard_in(payment_id), digest[:32])

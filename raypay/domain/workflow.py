@@ -25,6 +25,7 @@ from raypay.domain.model import (
 from raypay.domain.outcomes import Outcome
 from raypay.domain.ports import ChargeRequest, ChargeResult, Deps, new_id
 from raypay.domain.refunding import refund_lost_hold
+from raypay.domain.sharding import vshard_of
 
 __all__ = ["Deps", "charge_and_settle", "new_id", "pay", "settle", "settle_pending"]
 
@@ -55,7 +56,8 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
         check_reservation(reservation, request, deps.clock.now())
 
     # 4. A pending payment record, atomically guarded against a concurrent or earlier one.
-    payment = Payment.start(request, deps.ids("pay"), deps.clock.now())
+    payment_id = deps.ids("pay", vshard_of(request.order_id))  # carries the order's vshard
+    payment = Payment.start(request, payment_id, deps.clock.now())
     begun = await deps.payments.begin(payment)
     for _ in range(MAX_PREDECESSORS):
         if begun.created:
@@ -90,7 +92,7 @@ async def pay(request: PaymentRequest, deps: Deps) -> Outcome:
 async def _reservation(request: PaymentRequest, deps: Deps) -> Reservation | None:
     if request.reservation_id is None:
         return None
-    return await deps.reservations.get(request.reservation_id)
+    return await deps.reservations.get(request.reservation_id, request.order_id)
 
 
 async def _charge_for_held_seats(
@@ -106,7 +108,7 @@ async def _charge_for_held_seats(
         return await settle(payment, result, deps, request_id)
     settled, hold = await asyncio.gather(
         settle(payment, result, deps, request_id),
-        deps.reservations.get(payment.reservation_id),
+        deps.reservations.get(payment.reservation_id, payment.order_id),
     )
     if settled.status is PaymentStatus.SUCCEEDED and hold_lost(hold, deps.clock.now()):
         await refund_lost_hold(settled, deps, request_id)  # raises
@@ -168,7 +170,8 @@ async def settle_pending(payment: Payment, deps: Deps) -> Payment:
     """
     settled = await settle(payment, await deps.gateway.resolve_charge(payment.payment_id), deps)
     if settled.status is PaymentStatus.SUCCEEDED and payment.reservation_id is not None:
-        if hold_lost(await deps.reservations.get(payment.reservation_id), deps.clock.now()):
+        hold = await deps.reservations.get(payment.reservation_id, payment.order_id)
+        if hold_lost(hold, deps.clock.now()):
             try:
                 await refund_lost_hold(settled, deps)
             except ReservationExpiredDuringPayment as lost:

@@ -25,6 +25,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from raypay.settings import Settings
 from raypay.tools.up import find_stack, print_where
@@ -42,6 +43,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     options = UpOptions(
         data_dir=_data_dir(args), config=args.config, num_cpus=args.num_cpus,
         nodes=args.nodes, partitions=args.partitions, ready_timeout=args.ready_timeout,
+        redis_cluster=args.redis_cluster,
     )  # fmt: skip
     return run(options)
 
@@ -68,6 +70,15 @@ def _redis_url(args: argparse.Namespace) -> str | None:
     return state["redis_url"] if state else None
 
 
+def _sync_client(url: str, **options: Any) -> Any:
+    """A blocking client of the stack's Redis, or of a Redis Cluster (RAYPAY_REDIS_CLUSTER)."""
+    import redis
+
+    if Settings().redis_cluster:
+        return redis.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     import redis
 
@@ -78,7 +89,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     if url is None:
         print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
         return 1
-    client = redis.Redis.from_url(url)
+    client = _sync_client(url)
     try:
         created = seed(
             client, Settings().key_prefix, count=args.count, amount=args.amount,
@@ -99,6 +110,28 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from raypay.tools.migrate import NotDrained, migrate
+
+    url = _redis_url(args)
+    if url is None:
+        print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
+        return 1
+    if Settings().redis_cluster:
+        print("migrate-keys runs on one Redis (then `redis-cli --cluster import`)", file=sys.stderr)
+        return 2
+    client = _sync_client(url, decode_responses=True)
+    try:
+        done = migrate(client, Settings().key_prefix, dry_run=args.dry_run)
+    except NotDrained as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(json.dumps({"dryRun": args.dry_run, **done}))
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     import redis
 
@@ -109,7 +142,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if url is None:
         print("no Redis: start `raypay up` or set REDIS_URL", file=sys.stderr)
         return 1
-    client, prefix = redis.Redis.from_url(url, decode_responses=True), Settings().key_prefix
+    client, prefix = _sync_client(url, decode_responses=True), Settings().key_prefix
     try:
         if args.action == "create":
             key, digest = key_store.create_key(
@@ -160,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     up.add_argument("--partitions", type=int, default=3, help="partitions per embedded topic")
     up.add_argument("--ready-timeout", type=float, default=120.0, help="seconds for /readyz")
+    up.add_argument(
+        "--redis-cluster", action="store_true",
+        help="an embedded Redis Cluster (3 masters, a replica each) instead of one Redis",
+    )  # fmt: skip
     up.set_defaults(func=cmd_up)
 
     where = commands.add_parser("where", help="print the running stack's URLs")
@@ -192,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("ref", help="the key's id (8+ hex digits), its hash, or the key")
     actions.add_parser("list", help="ids, roles and labels (never keys)")
     keys.set_defaults(func=cmd_keys)
+
+    migrate = commands.add_parser(
+        "migrate-keys", help="rename data stored before vshards to today's key names"
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    migrate.set_defaults(func=cmd_migrate)
 
     from raypay.tools.bench.cli import add_bench_parser
     from raypay.tools.chaos.cli import add_chaos_parser

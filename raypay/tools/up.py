@@ -59,6 +59,7 @@ class UpOptions:
     nodes: int = 1  # > 1: a local multi-node cluster (raypay/tools/cluster.py)
     partitions: int = 3
     ready_timeout: float = 120.0
+    redis_cluster: bool = False  # an embedded Redis Cluster (3 masters, a replica each)
 
 
 @dataclass
@@ -126,9 +127,9 @@ def ensure_api_key(redis: Any, prefix: str, data_dir: Path) -> tuple[Path, str |
 
 
 def _bootstrap_key(redis_url: str, data_dir: Path) -> Path:
-    import redis
+    from raypay.adapters.redis_client import connect_sync
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = connect_sync(redis_url, Settings().redis_cluster)
     try:
         path, key = ensure_api_key(client, Settings().key_prefix, data_dir)
     finally:
@@ -148,7 +149,10 @@ def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
     settings = Settings()
     servers: list[Supervised] = []
     redis_url = _external("RAYPAY_REDIS_URL", "REDIS_URL")
-    if redis_url is None:
+    cluster = options.redis_cluster or settings.redis_cluster
+    if redis_url is None and cluster:
+        redis_url = _start_cluster(cleanup, servers, options.data_dir)
+    elif redis_url is None:
         redis_port = pick_port(REDIS_PORT)
         redis = _supervise(cleanup, servers, lambda: start_redis(options.data_dir, redis_port))
         redis_url = redis.url
@@ -156,6 +160,8 @@ def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
     else:
         _say(f"redis   {redis_url}  (external)")
     env = {"RAYPAY_REDIS_URL": redis_url}
+    if cluster:
+        env["RAYPAY_REDIS_CLUSTER"] = "true"
     kafka = _external("RAYPAY_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS")
     if kafka is None:
         kafka_port = pick_port(KAFKA_PORT)
@@ -175,6 +181,29 @@ def _start_stores(cleanup: contextlib.ExitStack, options: UpOptions) -> _Stores:
         _say(f"kafka   {kafka}  (external)")
     env["RAYPAY_KAFKA_BOOTSTRAP_SERVERS"] = kafka
     return _Stores(redis_url, kafka, env, servers)
+
+
+def _start_cluster(cleanup: contextlib.ExitStack, servers: list[Supervised], data_dir: Path) -> str:
+    """The embedded Redis Cluster (raypay/tools/redis_cluster.py) on the ports its data
+    folder knows (else 6380-6385, else free ones); each node supervised like a server."""
+    from raypay.tools.redis_cluster import BUS_OFFSET, free_cluster_ports, start_redis_cluster
+    from raypay.tools.stack import port_is_free
+
+    folder = data_dir / "redis-cluster"
+    found = folder.iterdir() if folder.is_dir() else iter(())
+    known = sorted(int(p.name) for p in found if p.name.isdigit())
+    ports = known or list(range(REDIS_PORT, REDIS_PORT + 6))
+    if not all(port_is_free(p) and port_is_free(p + BUS_OFFSET) for p in ports):
+        if known:
+            raise StackError(f"the Redis Cluster's ports {ports} (in {folder}) are taken")
+        ports = free_cluster_ports(6)
+    nodes = start_redis_cluster(data_dir, ports)
+    cleanup.callback(nodes.stop)
+    for port in ports:
+        servers.append(Supervised(nodes.nodes[port], lambda port=port: nodes.start_node(port)))
+    _say(f"redis   {nodes.url}  (embedded Redis Cluster: 3 masters + 3 replicas on "
+         f"{ports[0]}-{ports[-1]}, AOF in {folder})")  # fmt: skip
+    return nodes.url
 
 
 @dataclass
@@ -386,6 +415,7 @@ def run(options: UpOptions) -> int:
             app, cluster = _start_app(cleanup, options, stores.env)
             state = {
                 "pid": os.getpid(), **app, "redis_url": stores.redis_url,
+                "redis_cluster": stores.env.get("RAYPAY_REDIS_CLUSTER") == "true",
                 "kafka_bootstrap_servers": stores.kafka, "data_dir": str(options.data_dir),
                 "api_key_file": str(key_file),
                 "started_at": datetime.now(UTC).isoformat(timespec="seconds"),

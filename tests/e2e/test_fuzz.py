@@ -181,7 +181,7 @@ def seed_orders(service) -> list[dict[str, str]]:
 
 def payment_records(service) -> set[str]:
     return set(
-        service.redis.scan_iter(match=f"{service.settings.key_prefix}:payment:*", count=1000)
+        service.redis.scan_iter(match=f"{service.settings.key_prefix}:*:payment:*", count=1000)
     )
 
 

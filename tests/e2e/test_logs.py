@@ -11,7 +11,7 @@ import pytest
 from raystack import ADMIN_KEY, SHARDS, assert_problem, eventually, json_lines_with
 
 from raypay.domain.cards import luhn_ok
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import shard_of_order
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ async def test_one_payment_logs_its_ids_and_its_event_carries_the_request_id(
     assert isinstance(outcome["latencyMs"], float) and outcome["latencyMs"] >= 0
     # Written by the ingress replica, which knows the shard that owns the order.
     assert "PaymentIngress" in outcome["actor_name"]
-    assert outcome["shard"] == shard_for(order["orderId"], SHARDS)
+    assert outcome["shard"] == shard_of_order(order["orderId"], SHARDS)
     assert "paymentMethod" not in outcome  # nothing of the card, not even its token
     # Serve's access line of the same request, from the ingress replica.
     assert any(line.get("request_id") == request_id for line in lines if "route" in line)

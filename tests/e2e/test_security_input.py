@@ -137,9 +137,7 @@ async def test_a_tampered_amount_is_422_and_charges_nothing(service, change):
     order = service.seed(amount="25.00")
     assert_problem(await service.pay(order, **change), 422, "amount_mismatch")
     assert service.charges(order["orderId"]) == 0
-    assert (
-        service.redis.llen(f"{service.settings.key_prefix}:order:{order['orderId']}:payments") == 0
-    )
+    assert service.redis.llen(service.keys.order_payments(order["orderId"])) == 0
     assert (await service.pay(order)).status_code == 201  # the order itself is still payable
 
 
@@ -154,8 +152,7 @@ async def test_another_customers_order_is_404_and_leaves_no_record(service):
     )
     # Nothing tells "exists, but not yours" from "no such order".
     assert body["title"] == unknown["title"]
-    prefix = service.settings.key_prefix
-    assert not list(service.redis.scan_iter(match=f"{prefix}:order:{order['orderId']}:*"))
+    assert not list(service.redis.scan_iter(match=service.keys.order(order["orderId"]) + ":*"))
     assert service.charges(order["orderId"]) == 0
 
 

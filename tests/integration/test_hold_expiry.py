@@ -52,7 +52,7 @@ async def fresh(faults):
 async def test_a_hold_lost_during_the_charge_is_refunded_and_frees_the_order(fresh, how):
     faults, service = fresh, fresh.service
     order = service.seed(reservation=True, reservation_ttl_s=600)
-    hold = Keys(service.settings.key_prefix).reservation(order["reservationId"])
+    hold = Keys(service.settings.key_prefix).reservation(order["reservationId"], order["orderId"])
     in_flight = await charging(service, order)
 
     # The hold runs out (its expiry moved to now) or is released while the card is charged.

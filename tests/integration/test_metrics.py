@@ -24,7 +24,7 @@ from raystack import LocalRay, Service, eventually
 from actors import metrics as m
 from actors.topology import kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import shard_of_order
 from raypay.settings import Settings
 from raypay.tools.stack import Server, create_topics, free_port, start_broker, start_redis
 
@@ -249,7 +249,7 @@ async def test_payments_latencies_events_and_gauges_have_the_right_counts(metere
 async def test_an_order_being_paid_is_in_flight_on_its_shard(metered):
     svc, app = metered.service, metered.app
     order = svc.seed()
-    shard = str(shard_for(order["orderId"], metered.shards))
+    shard = str(shard_of_order(order["orderId"], metered.shards))
     paying = asyncio.ensure_future(svc.pay(order, paymentMethod="pm_card_timeout"))
     await until_metrics(
         metered.metrics_url, exactly({key(m.SHARD_IN_FLIGHT, app, shard=shard): 1}), within=3

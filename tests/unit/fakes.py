@@ -45,7 +45,7 @@ class FakeReservations:
     def add(self, reservation: Reservation) -> None:
         self.reservations[reservation.reservation_id] = reservation
 
-    async def get(self, reservation_id: str) -> Reservation | None:
+    async def get(self, reservation_id: str, order_id: str) -> Reservation | None:
         return self.reservations.get(reservation_id)
 
 
@@ -231,7 +231,7 @@ class SequentialIds:
     def __init__(self) -> None:
         self._counters: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
 
-    def __call__(self, prefix: str) -> str:
+    def __call__(self, prefix: str, vshard: int | None = None) -> str:
         return f"{prefix}_{next(self._counters[prefix])}"
 
 

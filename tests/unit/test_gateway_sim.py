@@ -18,6 +18,7 @@ from raypay.adapters.keys import Keys
 from raypay.domain.errors import GatewayUnavailable
 from raypay.domain.money import Money
 from raypay.domain.ports import ChargeRequest, RefundCharge
+from raypay.domain.sharding import VSHARDS
 
 pytestmark = pytest.mark.unit
 
@@ -33,9 +34,19 @@ def simulator(redis, **config) -> GatewaySimulator:
     )
 
 
+async def counters(redis, per_order, total) -> tuple[dict[str, str], str | None]:
+    """A ledger's counters of every vshard: per reference (orderId), and the total."""
+    keys, found, in_all = Keys("raypay"), {}, None
+    for vshard in range(VSHARDS):
+        found |= await redis.hgetall(per_order(keys, vshard))
+        if (count := await redis.get(total(keys, vshard))) is not None:
+            in_all = str(int(in_all or 0) + int(count))
+    return found, in_all
+
+
 async def charges(redis) -> tuple[dict[str, str], str | None]:
     """The ledger's counters: charges per reference (orderId), and the total."""
-    return await redis.hgetall("raypay:gw:charges"), await redis.get("raypay:gw:charges:total")
+    return await counters(redis, Keys.charge_counts, Keys.charge_total)
 
 
 class TestTestCards:
@@ -208,7 +219,7 @@ def a_refund_of(key: str, method: str = "pm_card_visa", charge: str = "pay_1") -
 
 
 async def refunds(redis) -> tuple[dict[str, str], str | None]:
-    return await redis.hgetall("raypay:gw:refunds"), await redis.get("raypay:gw:refunds:total")
+    return await counters(redis, Keys.refund_counts, Keys.refund_total)
 
 
 class TestRefunds:

@@ -117,9 +117,9 @@ class TestHoldKept:
         reads = []
         get = world.reservations.get
 
-        async def counting_get(reservation_id):
+        async def counting_get(reservation_id, order_id):
             reads.append(reservation_id)
-            return await get(reservation_id)
+            return await get(reservation_id, order_id)
 
         world.reservations.get = counting_get
         outcome = await pay(a_request(), world.deps)

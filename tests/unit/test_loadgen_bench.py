@@ -73,3 +73,12 @@ def test_process_tree_and_memory_of_this_process() -> None:
         child.kill()
         child.wait()
     assert procs.still_running(known) == []
+
+
+def test_the_peer_keeps_raypays_key_layout() -> None:
+    from raypay.adapters.keys import Keys
+    from raypay.tools.bench import peer
+
+    for order_id in ("ord_1", "order-9f3a", "x"):
+        assert Keys(peer.P).order(order_id) == f"{peer.vs(order_id)}:order:{order_id}"
+    assert [peer.OUTBOX] == Keys(peer.P).outboxes()

@@ -12,15 +12,19 @@ import pytest
 
 from raypay.adapters.event_payload import to_payload
 from raypay.adapters.kafka_sink import MarkerMissing, OutgoingEvent, SinkUnavailable
+from raypay.adapters.keys import Keys
 from raypay.adapters.outbox import GROUP, OutboxRelay
 from raypay.adapters.redis_store import RedisPayments
 from raypay.domain.events import event_for
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.money import Money
+from raypay.domain.sharding import scoped_id, vshard_of
 
 pytestmark = pytest.mark.unit
 
-OUTBOX = "raypay:outbox"
+KEYS = Keys("raypay")
+OUTBOX = KEYS.outbox(vshard_of("ord_1"))  # the stream of ord_1's vshard
+DELIVERED = KEYS.delivered_log(vshard_of("ord_1"))  # and its delivery log
 
 
 class FakeSink:
@@ -86,31 +90,33 @@ async def relay(redis, keys, sink) -> OutboxRelay:
 
 
 async def queue(
-    redis, event_id: str, order_id: str = "ord_1", entry_id: str = "*", stream: str = OUTBOX
+    redis, event_id: str, order_id: str = "ord_1", entry_id: str = "*", stream: str | None = None
 ) -> str:
     """XADD an event the way RedisPayments.settle does."""
     value = json.dumps({"eventId": event_id, "orderId": order_id})
     fields = {"eventId": event_id, "kind": "payment-succeeded", "key": order_id, "value": value}
-    return await redis.xadd(stream, fields, id=entry_id)
+    return await redis.xadd(stream or KEYS.outbox(vshard_of(order_id)), fields, id=entry_id)
 
 
 async def delivered_ids(redis) -> list[str]:
-    return [fields["eventId"] for _, fields in await redis.xrange(f"{OUTBOX}:delivered")]
+    delivered = KEYS.delivered_log(vshard_of("ord_1"))
+    return [fields["eventId"] for _, fields in await redis.xrange(delivered)]
 
 
 class TestRelayOnce:
-    async def test_it_publishes_in_stream_order(self, redis, relay, sink):
+    async def test_it_publishes_every_vshards_events_and_each_order_in_order(
+        self, redis, relay, sink
+    ):
+        assert vshard_of("ord_1") != vshard_of("ord_2")
         for event_id, order_id in [("evt_1", "ord_1"), ("evt_2", "ord_2"), ("evt_3", "ord_1")]:
             await queue(redis, event_id, order_id)
 
         assert await relay.relay_once(block_ms=10) == 3
 
         (batch,) = sink.batches
-        assert [(e.event_id, e.key) for e in batch] == [
-            ("evt_1", "ord_1"),
-            ("evt_2", "ord_2"),
-            ("evt_3", "ord_1"),
-        ]
+        sent = [(e.event_id, e.key) for e in batch]
+        assert sorted(sent) == [("evt_1", "ord_1"), ("evt_2", "ord_2"), ("evt_3", "ord_1")]
+        assert [e for e, key in sent if key == "ord_1"] == ["evt_1", "evt_3"]
         assert all(e.kind == "payment-succeeded" for e in batch)
         assert json.loads(batch[0].value) == {"eventId": "evt_1", "orderId": "ord_1"}
 
@@ -123,7 +129,7 @@ class TestRelayOnce:
         assert await redis.xlen(OUTBOX) == 0
         assert (await redis.xpending(OUTBOX, GROUP))["pending"] == 0
         assert await delivered_ids(redis) == ["evt_1", "evt_2"]
-        ((_, logged), _) = await redis.xrange(f"{OUTBOX}:delivered")
+        ((_, logged), _) = await redis.xrange(DELIVERED)
         value = json.dumps({"eventId": "evt_1", "orderId": "ord_1"})
         assert logged == {  # the whole event: retained, to be delivered again if need be
             "eventId": "evt_1", "kind": "payment-succeeded", "key": "ord_1", "value": value,
@@ -167,7 +173,7 @@ class TestRelayOnce:
     ):
         now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
         request = PaymentRequest("ord_1", "cus_1", Money(4000, "USD"), "pm_card_visa")
-        payment = Payment.start(request, "pay_1", now)
+        payment = Payment.start(request, scoped_id("pay", vshard_of("ord_1"), "1"), now)
         payments = RedisPayments(redis, keys)
         await payments.begin(payment)
         paid = payment.succeed("txn_1", now, simulated=True)
@@ -332,9 +338,7 @@ class TestReplay:
         relay = OutboxRelay(redis, keys, sink, retention_s=3600)
         await relay.ensure_group()
         two_hours_ago_ms = int((time.time() - 7200) * 1000)
-        await queue(
-            redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=f"{OUTBOX}:delivered"
-        )
+        await queue(redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=DELIVERED)
         await queue(redis, "evt_1")
         await relay.relay_once(block_ms=10)
         sink.forget()
@@ -348,9 +352,7 @@ class TestReplay:
         await relay.ensure_group()
         old_ms = int((time.time() - 7200) * 1000)
         for n in range(3):
-            await queue(
-                redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=f"{OUTBOX}:delivered"
-            )
+            await queue(redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=DELIVERED)
         await queue(redis, "evt_1")
 
         await relay.relay_once(block_ms=10)

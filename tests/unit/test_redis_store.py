@@ -21,6 +21,7 @@ from raypay.domain.errors import StoreUnavailable
 from raypay.domain.events import event_for
 from raypay.domain.model import Order, Payment, PaymentRequest, PaymentStatus, Reservation
 from raypay.domain.money import Money
+from raypay.domain.sharding import VSHARDS, vshard_of
 
 pytestmark = pytest.mark.unit
 
@@ -40,6 +41,18 @@ def failed(payment: Payment) -> Payment:
     return payment.fail("card_declined", "Your card was declined.", NOW + timedelta(seconds=1))
 
 
+KEYS = Keys("raypay")
+
+
+def pending_index() -> str:
+    """ord_1's pending set (its vshard's)."""
+    return KEYS.pending_index(vshard_of("ord_1"))
+
+
+def outbox() -> str:
+    return KEYS.outbox(vshard_of("ord_1"))
+
+
 @pytest.fixture
 def payments(redis, keys) -> RedisPayments:
     return RedisPayments(redis, keys)
@@ -52,7 +65,7 @@ async def settle(payments: RedisPayments, payment: Payment, event_id: str = "evt
 class TestUpstreamRecords:
     async def test_an_order_hash_becomes_an_order(self, redis, keys):
         await redis.hset(
-            "raypay:order:ord_1",
+            keys.order("ord_1"),
             mapping={
                 "customerId": "cus_1",
                 "amountMinor": "4000",
@@ -69,7 +82,7 @@ class TestUpstreamRecords:
     @pytest.mark.parametrize("expires", ["2026-05-01T12:15:00Z", "2026-05-01T12:15:00+00:00"])
     async def test_a_reservation_hash_becomes_a_reservation(self, redis, keys, expires):
         await redis.hset(
-            "raypay:reservation:res_1",
+            keys.reservation("res_1", "ord_1"),
             mapping={
                 "orderId": "ord_1",
                 "customerId": "cus_1",
@@ -77,17 +90,17 @@ class TestUpstreamRecords:
                 "expiresAt": expires,
             },
         )
-        reservation = await RedisReservations(redis, keys).get("res_1")
+        reservation = await RedisReservations(redis, keys).get("res_1", "ord_1")
         assert reservation == Reservation(
             "res_1", "ord_1", "cus_1", "active", datetime(2026, 5, 1, 12, 15, tzinfo=UTC)
         )
 
     async def test_a_missing_reservation_is_none(self, redis, keys):
-        assert await RedisReservations(redis, keys).get("res_missing") is None
+        assert await RedisReservations(redis, keys).get("res_missing", "ord_1") is None
 
     async def test_the_key_prefix_is_configurable(self, redis):
         await redis.hset(
-            "shop:order:ord_1",
+            Keys("shop").order("ord_1"),
             mapping={"customerId": "c", "amountMinor": "5", "currency": "JPY", "status": "paid"},
         )
         assert await RedisOrders(redis, Keys("shop")).get("ord_1") is not None
@@ -102,15 +115,15 @@ class TestBegin:
 
         assert (begun.payment, begun.created) == (payment, True)
         assert await payments.get("pay_1") == payment
-        assert await redis.get("raypay:order:ord_1:pending") == "pay_1"
-        assert await redis.lrange("raypay:order:ord_1:payments", 0, -1) == ["pay_1"]
-        assert await redis.zscore("raypay:pending", "pay_1") == NOW.timestamp() * 1000
-        assert await redis.get("raypay:order:ord_1:succeeded") is None
+        assert await redis.get(KEYS.pending("ord_1")) == "pay_1"
+        assert await redis.lrange(KEYS.order_payments("ord_1"), 0, -1) == ["pay_1"]
+        assert await redis.zscore(pending_index(), "pay_1") == NOW.timestamp() * 1000
+        assert await redis.get(KEYS.succeeded("ord_1")) is None
 
     async def test_the_stored_hash_has_the_camelcase_fields_and_minor_units(self, redis, payments):
         await payments.begin(a_payment())
 
-        stored = await redis.hgetall("raypay:payment:pay_1")
+        stored = await redis.hgetall(KEYS.payment("pay_1"))
         assert stored["amountMinor"] == "4000"
         assert "amount" not in stored
         assert (stored["status"], stored["currency"], stored["isSimulated"]) == (
@@ -128,7 +141,7 @@ class TestBegin:
 
         assert (begun.payment, begun.created) == (first, False)
         assert await payments.get("pay_2") is None
-        assert await redis.lrange("raypay:order:ord_1:payments", 0, -1) == ["pay_1"]
+        assert await redis.lrange(KEYS.order_payments("ord_1"), 0, -1) == ["pay_1"]
 
     async def test_after_success_begin_returns_the_succeeded_payment(self, payments):
         first = a_payment("pay_1")
@@ -165,14 +178,14 @@ class TestSettle:
         assert await payments.settle(paid, event) == paid
 
         assert await payments.get("pay_1") == paid
-        assert await redis.get("raypay:order:ord_1:succeeded") == "pay_1"
-        assert await redis.get("raypay:order:ord_1:pending") is None
-        assert await redis.zscore("raypay:pending", "pay_1") is None
-        ((_, fields),) = await redis.xrange("raypay:outbox")
+        assert await redis.get(KEYS.succeeded("ord_1")) == "pay_1"
+        assert await redis.get(KEYS.pending("ord_1")) is None
+        assert await redis.zscore(pending_index(), "pay_1") is None
+        ((_, fields),) = await redis.xrange(outbox())
         assert fields["eventId"] == "evt_1"
         assert (fields["kind"], fields["key"]) == ("payment-succeeded", "ord_1")
         assert json.loads(fields["value"]) == {**to_payload(event), "sequence": 1}
-        assert await redis.get("raypay:order:ord_1:seq") == "1"
+        assert await redis.get(KEYS.order_sequence("ord_1")) == "1"
 
     async def test_each_event_of_an_order_gets_the_next_sequence_number(self, redis, payments):
         first = a_payment("pay_1", "ord_1")
@@ -187,7 +200,7 @@ class TestSettle:
 
         numbered = [
             (fields["key"], json.loads(fields["value"])["sequence"])
-            for _, fields in await redis.xrange("raypay:outbox")
+            for _, fields in await redis.xrange(outbox())
         ]
         assert numbered == [("ord_1", 1), ("ord_9", 1), ("ord_1", 2)]
 
@@ -198,9 +211,9 @@ class TestSettle:
         stored = await settle(payments, failed(payment))
 
         assert stored.status is PaymentStatus.FAILED
-        assert await redis.get("raypay:order:ord_1:pending") is None
-        assert await redis.get("raypay:order:ord_1:succeeded") is None
-        ((_, fields),) = await redis.xrange("raypay:outbox")
+        assert await redis.get(KEYS.pending("ord_1")) is None
+        assert await redis.get(KEYS.succeeded("ord_1")) is None
+        ((_, fields),) = await redis.xrange(outbox())
         assert fields["kind"] == "payment-failed"
 
     async def test_settling_twice_keeps_the_first_outcome_and_one_event(self, redis, payments):
@@ -212,8 +225,8 @@ class TestSettle:
 
         assert again == paid
         assert await payments.get("pay_1") == paid
-        assert await redis.xlen("raypay:outbox") == 1
-        assert await redis.get("raypay:order:ord_1:seq") == "1"  # no number spent
+        assert await redis.xlen(outbox()) == 1
+        assert await redis.get(KEYS.order_sequence("ord_1")) == "1"  # no number spent
 
     async def test_the_stored_payment_round_trips_every_field(self, payments):
         payment = Payment.start(
@@ -250,7 +263,7 @@ class TestQueries:
             await payments.begin(a_payment(f"pay_{n}", f"ord_{n}", NOW - timedelta(seconds=age)))
         await settle(payments, succeeded(a_payment("pay_4", "ord_4", NOW - timedelta(minutes=2))))
 
-        old = await payments.pending_older_than(NOW - timedelta(seconds=30))
+        old = await payments.pending_older_than(NOW - timedelta(seconds=30), range(VSHARDS))
 
         assert [p.payment_id for p in old] == ["pay_2", "pay_1"]
         assert all(p.status is PaymentStatus.PENDING for p in old)
@@ -259,7 +272,7 @@ class TestQueries:
         for n in range(5):
             await payments.begin(a_payment(f"pay_{n}", f"ord_{n}", NOW - timedelta(minutes=n)))
 
-        old = await payments.pending_older_than(NOW, limit=2)
+        old = await payments.pending_older_than(NOW, range(VSHARDS), limit=2)
 
         assert [p.payment_id for p in old] == ["pay_4", "pay_3"]
 
@@ -276,7 +289,7 @@ class TestRedisTrouble:
         with pytest.raises(StoreUnavailable):
             await RedisOrders(refused, keys).get("ord_1")
         with pytest.raises(StoreUnavailable):
-            await RedisReservations(refused, keys).get("res_1")
+            await RedisReservations(refused, keys).get("res_1", "ord_1")
         with pytest.raises(StoreUnavailable):
             await RedisPayments(refused, keys).succeeded_for("ord_1")
 

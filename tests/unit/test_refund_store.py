@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from raypay.adapters.keys import Keys
 from raypay.adapters.redis_store import RedisPayments
 from raypay.adapters.refund_store import RedisRefunds
 from raypay.domain.errors import PaymentNotFound, PaymentNotRefundable, RefundExceedsPayment
@@ -17,10 +18,12 @@ from raypay.domain.events import event_for, refund_event_for
 from raypay.domain.model import Payment, PaymentRequest
 from raypay.domain.money import Money
 from raypay.domain.refunds import Refund, RefundReason, RefundRequest, RefundStatus
+from raypay.domain.sharding import VSHARDS, vshard_in
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
+KEYS = Keys("raypay")
 REQUEST = RefundRequest("pay_1", RefundReason.EVENT_CANCELLED, metadata={"event": "ev_9"})
 
 
@@ -53,9 +56,15 @@ async def settle(refunds: RedisRefunds, payment: Payment, refund: Refund, ok: bo
     )
 
 
+async def outbox(redis) -> list[tuple[str, dict[str, str]]]:
+    """Every vshard's outbox entries, oldest first."""
+    entries = [e for stream in KEYS.outboxes() for e in await redis.xrange(stream)]
+    return sorted(entries, key=lambda entry: tuple(map(int, entry[0].split("-"))))
+
+
 async def amounts(redis) -> tuple[str | None, str | None]:
     return tuple(
-        await redis.hmget("raypay:payment:pay_1", "amountRefundedMinor", "amountRefundingMinor")
+        await redis.hmget(KEYS.payment("pay_1"), "amountRefundedMinor", "amountRefundingMinor")
     )
 
 
@@ -72,7 +81,9 @@ class TestBegin:
         assert await refunds.get("re_1") == refund
         assert await refunds.list_for_payment("pay_1") == [refund]
         assert await amounts(redis) == ("0", "1500")
-        assert await redis.zscore("raypay:refunds:pending", "re_1") == int(NOW.timestamp() * 1000)
+        assert await redis.zscore(KEYS.refunds_pending(vshard_in("re_1")), "re_1") == int(
+            NOW.timestamp() * 1000
+        )
 
     async def test_the_same_refund_id_again_writes_nothing(self, payments, refunds, redis):
         paid = await a_paid_payment(payments)
@@ -135,10 +146,10 @@ class TestSettle:
         assert settled.status is RefundStatus.SUCCEEDED
         assert await refunds.get("re_1") == settled
         assert await amounts(redis) == ("4000", "0")
-        assert await redis.zcard("raypay:refunds:pending") == 0
+        assert await redis.zcard(KEYS.refunds_pending(vshard_in("re_1"))) == 0
         stored = await payments.get("pay_1")
         assert stored.refunded and stored.amount_refunded_minor == 4000
-        [(_, fields)] = (await redis.xrange("raypay:outbox"))[1:]  # after the payment's
+        [(_, fields)] = (await outbox(redis))[1:]  # after the payment's
         assert (fields["kind"], fields["key"], fields["eventId"]) == (
             "refund-succeeded", "ord_1", "evt_re_1",
         )  # fmt: skip
@@ -157,7 +168,7 @@ class TestSettle:
 
         assert (settled.status, settled.error_code) == (RefundStatus.FAILED, "declined")
         assert await amounts(redis) == ("0", "0")
-        (_, fields) = (await redis.xrange("raypay:outbox"))[-1]
+        (_, fields) = (await outbox(redis))[-1]
         assert fields["kind"] == "refund-failed"
         assert (await refunds.begin(a_refund(paid, "re_2", 4000))).created
 
@@ -171,8 +182,8 @@ class TestSettle:
 
         assert again == first
         assert await amounts(redis) == ("1000", "0")
-        assert await redis.xlen("raypay:outbox") == 2  # the payment's event and this one
-        assert await redis.get("raypay:order:ord_1:seq") == "2"
+        assert len(await outbox(redis)) == 2  # the payment's event and this one
+        assert await redis.get(KEYS.order_sequence("ord_1")) == "2"
 
 
 async def test_pending_refunds_older_than_a_cutoff_oldest_first(payments, refunds):
@@ -186,7 +197,7 @@ async def test_pending_refunds_older_than_a_cutoff_oldest_first(payments, refund
         await refunds.begin(refund)
     await settle(refunds, paid, old)
 
-    found = await refunds.pending_older_than(NOW + timedelta(minutes=1))
+    found = await refunds.pending_older_than(NOW + timedelta(minutes=1), range(VSHARDS))
 
     assert [r.refund_id for r in found] == ["re_older"]
 

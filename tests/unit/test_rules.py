@@ -22,7 +22,16 @@ from raypay.domain.model import (
     check_reservation,
 )
 from raypay.domain.money import Money
-from raypay.domain.sharding import shard_for
+from raypay.domain.sharding import (
+    VSHARDS,
+    owner_of,
+    scoped_id,
+    shard_for,
+    shard_of_order,
+    vshard_in,
+    vshard_of,
+    vshards_of,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -177,6 +186,31 @@ class TestSharding:
     def test_zero_shards_is_an_error(self):
         with pytest.raises(ValueError):
             shard_for("ord_1", 0)
+
+
+class TestVirtualShards:
+    def test_an_orders_vshard_is_pinned(self):
+        # Stored keys carry it: it must never change (blake2b, VSHARDS fixed).
+        assert VSHARDS == 256
+        assert (vshard_of("ord_1"), vshard_of("ord_123")) == (39, 113)
+
+    def test_an_id_carries_its_vshard_and_an_older_id_is_placed_by_its_hash(self):
+        assert vshard_in(scoped_id("pay", 17, "9f3a")) == 17
+        assert vshard_in("re_vs255_x") == 255
+        assert vshard_in("pay_9f3a") == vshard_of("pay_9f3a")
+        assert vshard_in(f"pay_vs{VSHARDS}_x") == vshard_of(f"pay_vs{VSHARDS}_x")  # no such
+
+    @pytest.mark.parametrize("shards", [1, 2, 3, 7, 64, VSHARDS])
+    def test_every_vshard_has_one_owner_and_the_owners_share_them_evenly(self, shards):
+        owned = [list(vshards_of(shard, shards)) for shard in range(shards)]
+        assert sorted(v for vs in owned for v in vs) == list(range(VSHARDS))
+        assert all(owner_of(v, shards) == s for s, vs in enumerate(owned) for v in vs)
+        assert max(map(len, owned)) - min(map(len, owned)) <= 1
+
+    def test_an_order_goes_to_the_shard_owning_its_vshard(self):
+        assert all(
+            shard_of_order(f"ord_{i}", 5) == owner_of(vshard_of(f"ord_{i}"), 5) for i in range(200)
+        )
 
 
 ERROR_TABLE = [

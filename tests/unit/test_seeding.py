@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 
+from raypay.adapters.keys import Keys
 from raypay.adapters.seeding import iso_utc, order_fields, reservation_fields, seed
 from raypay.domain.money import Money, MoneyError
 
@@ -59,14 +60,14 @@ def test_seed_writes_orders_and_reservations_under_the_key_prefix(
     assert len(created) == 2
     for item in created:
         assert item["orderId"].startswith("t-") and item["amount"] == "12.50"
-        order = store.hgetall(f"rp:order:{item['orderId']}")
+        order = store.hgetall(Keys("rp").order(item["orderId"]))
         assert order == {
             "customerId": item["customerId"],
             "amountMinor": "1250",
             "currency": "USD",
             "status": "pending_payment",
         }
-        reservation = store.hgetall(f"rp:reservation:{item['reservationId']}")
+        reservation = store.hgetall(Keys("rp").reservation(item["reservationId"], item["orderId"]))
         assert reservation["orderId"] == item["orderId"]
         assert reservation["expiresAt"] == "2026-11-26T04:00:00.123Z"
     assert created[0]["customerId"] != created[1]["customerId"]
@@ -74,16 +75,15 @@ def test_seed_writes_orders_and_reservations_under_the_key_prefix(
 
 def test_a_negative_ttl_makes_an_already_expired_reservation(store: fakeredis.FakeRedis) -> None:
     [item] = seed(store, "rp", reservation=True, reservation_ttl_s=-60, now=NOW)
-    assert store.hget(f"rp:reservation:{item['reservationId']}", "expiresAt") == (
-        "2026-11-26T03:44:00.123Z"
-    )
+    hold = Keys("rp").reservation(item["reservationId"], item["orderId"])
+    assert store.hget(hold, "expiresAt") == "2026-11-26T03:44:00.123Z"
 
 
 def test_seed_without_reservation_reports_none(store: fakeredis.FakeRedis) -> None:
     [item] = seed(store, "rp", amount="1000", currency="JPY", customer_id="c1", status="paid")
     assert item.keys() == {"orderId", "customerId", "amount", "currency", "status"}
-    assert store.hget(f"rp:order:{item['orderId']}", "amountMinor") == "1000"
-    assert store.keys("rp:reservation:*") == []
+    assert store.hget(Keys("rp").order(item["orderId"]), "amountMinor") == "1000"
+    assert store.keys("rp:*:reservation:*") == []
 
 
 def test_seed_rejects_amounts_the_currency_cannot_hold(store: fakeredis.FakeRedis) -> None:
@@ -107,4 +107,4 @@ def test_seed_command_prints_one_json_object_per_order(
     for line in lines:
         item = json.loads(line)
         assert item["customerId"] == "c9" and item["status"] == "pending_payment"
-        assert store.exists(f"raypay:reservation:{item['reservationId']}")
+        assert store.exists(Keys("raypay").reservation(item["reservationId"], item["orderId"]))

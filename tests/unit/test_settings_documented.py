@@ -50,8 +50,8 @@ def test_every_setting_is_in_the_readme_with_its_default() -> None:
             expected = str(default).lower()
         elif isinstance(default, dict):
             expected = "{}" if not default else None
-        else:
-            expected = "" if default == "" else str(default)
+        else:  # None: unset, the row says what that means
+            expected = "" if default in ("", None) else str(default)
         if expected:
             assert expected in shown, f"{env_name(field)}: README says {shown}, code {expected}"
 

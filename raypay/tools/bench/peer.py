@@ -6,6 +6,8 @@ scripts: ``begin`` (the order paid already? the order exists, is the customer's,
 this amount; a per-customer token bucket; a pending-payment guard), the simulator's
 ledger (SET NX per paymentId: a charge happens once per key, durably, as its own round
 trip) and ``settle`` (the outcome and its event in one step, into an outbox stream).
+It keeps raypay's key layout on one Redis (raypay/adapters/keys.py: an order's keys
+under its vshard's hash tag, computed here in two lines; one outbox stream).
 The worker that takes the relay lock relays the outbox to Kafka with aiokafka,
 acknowledging only what the broker acknowledged. Bearer API keys are checked by SHA-256
 (from ``RAYPAY_API_KEYS`` and Redis, cached 1 s); every payment writes one JSON log line
@@ -48,6 +50,16 @@ from redis.exceptions import RedisError
 
 ENV = os.environ.get
 P = ENV("RAYPAY_KEY_PREFIX", "peer")
+VSHARDS = 256  # raypay's layout: an order's keys carry its vshard's hash tag
+
+
+def vs(order_id: str) -> str:
+    """``{P}:{vsN}``: the key prefix of the order's vshard."""
+    digest = hashlib.blake2b(order_id.encode(), digest_size=8).digest()
+    return f"{P}:{{vs{int.from_bytes(digest, 'big') % VSHARDS}}}"
+
+
+OUTBOX = f"{P}:outbox"  # raypay's on one Redis (a cluster has one per vshard)
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 EXPONENTS = {"USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KWD": 3}
 DECLINED_ONCE = "pm_card_chargeDeclinedOnce"
@@ -213,7 +225,8 @@ class Peer:
             return await self._pay(body, minor)
 
     async def _pay(self, body: Body, minor: int) -> ORJSONResponse:
-        o, pid, created = body.order_id, f"pay_{uuid.uuid4().hex}", now_iso()
+        o, created, v = body.order_id, now_iso(), vs(body.order_id)
+        pid = f"pay_{v[len(P) + 2 : -1]}_{uuid.uuid4().hex}"  # pay_vsN_<hex>, as raypay's
         record = {
             "paymentId": pid, "orderId": o, "customerId": body.customer_id,
             "reservationId": body.reservation_id or "", "amountMinor": str(minor),
@@ -222,21 +235,21 @@ class Peer:
             "processedAt": "", "isSimulated": "1",
         }  # fmt: skip
         keys = [
-            f"{P}:order:{o}:succeeded", f"{P}:order:{o}", f"{P}:order:{o}:pending",
-            f"{P}:payment:{pid}", f"{P}:order:{o}:payments",
-            f"{P}:rl:customer:{body.customer_id}", f"{P}:reservation:{body.reservation_id}",
+            f"{v}:order:{o}:succeeded", f"{v}:order:{o}", f"{v}:order:{o}:pending",
+            f"{v}:payment:{pid}", f"{v}:order:{o}:payments",
+            f"{P}:rl:customer:{body.customer_id}", f"{v}:reservation:{body.reservation_id}",
         ]  # fmt: skip
         args = [pid, body.customer_id, str(minor), body.currency, body.reservation_id or "",
                 o, created, *flat(record)]  # fmt: skip
         outcome, found = await self.begin(keys=keys, args=args)
         if outcome == "paid":
-            paid = api_payment(await self.redis.hgetall(f"{P}:payment:{found}"))
+            paid = api_payment(await self.redis.hgetall(f"{v}:payment:{found}"))
             return ORJSONResponse(paid, 200, {"Idempotent-Replayed": "true"})
         if outcome != "created":
             return problem(outcome)
         if self.latency_ms or self.jitter_ms:
             await asyncio.sleep((self.latency_ms + random.random() * self.jitter_ms) / 1000)
-        result = await self._charge(pid, o, body.payment_method)
+        result = await self._charge(pid, o, body.payment_method, v)
         approved = result["approved"]
         record |= {
             "status": "succeeded" if approved else "failed", "processedAt": now_iso(),
@@ -249,19 +262,19 @@ class Peer:
                  "schemaVersion": 1, **payment}  # fmt: skip
         if not approved:
             event |= {"failureReason": "card_declined", "attemptedAt": record["processedAt"]}
-        keys = [f"{P}:payment:{pid}", f"{P}:order:{o}:pending", f"{P}:order:{o}:succeeded",
-                f"{P}:outbox"]  # fmt: skip
+        keys = [f"{v}:payment:{pid}", f"{v}:order:{o}:pending", f"{v}:order:{o}:succeeded",
+                OUTBOX]  # fmt: skip
         args = [record["status"], o, event["eventId"], kind, json.dumps(event), pid, *flat(record)]
         await self.settle(keys=keys, args=args)
         if not approved:
             return problem("card_declined", "Your card was declined.", payment=payment)
         return ORJSONResponse(payment, 201)
 
-    async def _charge(self, payment_id: str, order_id: str, method: str) -> dict[str, Any]:
+    async def _charge(self, payment_id: str, order_id: str, method: str, v: str) -> dict[str, Any]:
         """The simulator: one result per paymentId, kept in Redis (SET NX)."""
         approved = json.dumps({"approved": True, "transactionId": f"txn_{uuid.uuid4().hex}"})
         declined = json.dumps({"approved": False, "code": "card_declined"})
-        keys = [f"{P}:gw:charge:{payment_id}", f"{P}:gw:charges", f"{P}:gw:charges:total"]
+        keys = [f"{v}:gw:charge:{payment_id}", f"{v}:gw:charges", f"{v}:gw:charges:total"]
         once = "1" if method == DECLINED_ONCE else "0"
         return json.loads(await self.charge(keys=keys, args=[order_id, approved, once, declined]))
 
@@ -274,12 +287,12 @@ async def relay(redis: aioredis.Redis, stop: asyncio.Event) -> None:
                                 acks="all", linger_ms=2)  # fmt: skip
     await producer.start()
     with contextlib.suppress(RedisError):
-        await redis.xgroup_create(f"{P}:outbox", "relay", id="0", mkstream=True)
+        await redis.xgroup_create(OUTBOX, "relay", id="0", mkstream=True)
     start = "0"  # this consumer's unacknowledged entries first (a failed batch), then new
     try:
         while not stop.is_set():
             try:
-                stream = {f"{P}:outbox": start}
+                stream = {OUTBOX: start}
                 block = None if start == "0" else 200
                 reply = await redis.xreadgroup("relay", "relay-1", stream, count=500, block=block)
                 entries = reply[0][1] if reply else []
@@ -289,7 +302,7 @@ async def relay(redis: aioredis.Redis, stop: asyncio.Event) -> None:
                 await publish(producer, topics, entries)
                 ids = [entry_id for entry_id, _ in entries]
                 async with redis.pipeline(transaction=True) as pipe:
-                    pipe.xack(f"{P}:outbox", "relay", *ids).xdel(f"{P}:outbox", *ids)
+                    pipe.xack(OUTBOX, "relay", *ids).xdel(OUTBOX, *ids)
                     await pipe.execute()
             except (KafkaError, RedisError, OSError):  # Kafka or Redis away: again, later
                 start = "0"

@@ -142,7 +142,7 @@ class Watcher:
                 rss[role] += procs.rss_mb([pid])
                 count[role] += 1
         used = int(self.redis.info("memory")["used_memory"]) / 2**20
-        depth = self.redis.xlen(Keys(self.target.key_prefix).outbox)
+        depth = sum(self.redis.xlen(s) for s in Keys(self.target.key_prefix).outboxes())
         return Reading(at_s, paid, dict(rss), dict(count), used, depth)
 
     def close(self) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 
 from raypay.adapters.keys import Keys
 from raypay.adapters.ticket_store import RedisTickets
@@ -38,7 +37,7 @@ async def refund_everything(
     drain_timeout_s: float = 60.0,
 ) -> tuple[list[Check], dict[str, Any]]:
     """Refund every paid order of the run in batches; its checks and figures."""
-    redis = aioredis.Redis.from_url(target.redis_url, decode_responses=True)
+    redis = target.redis()
     keys = Keys(target.key_prefix)
     fulfiller = Fulfiller(RedisTickets(redis, keys))
     stop = asyncio.Event()
@@ -88,7 +87,10 @@ async def paid_payments(redis: Any, keys: Keys, order_ids: list[str]) -> dict[st
     """orderId -> its succeeded paymentId, for the orders that have one."""
     paid: dict[str, str] = {}
     for chunk in _chunks(order_ids):
-        values = await redis.mget([keys.succeeded(o) for o in chunk])
+        async with redis.pipeline(transaction=False) as pipe:  # one slot per key: no MGET
+            for order_id in chunk:
+                pipe.get(keys.succeeded(order_id))
+            values = await pipe.execute()
         paid.update((o, p) for o, p in zip(chunk, values, strict=True) if p)
     return paid
 

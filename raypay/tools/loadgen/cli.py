@@ -133,6 +133,7 @@ def _target(args: argparse.Namespace) -> Any:
         api_key=api_key,
         refund_topics=(settings.topic_refund_succeeded, settings.topic_refund_failed),
         fulfil_topics=(settings.topic_succeeded, settings.topic_refund_succeeded),
+        redis_cluster=bool(state.get("redis_cluster", settings.redis_cluster)),
     )
 
 

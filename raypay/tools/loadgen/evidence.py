@@ -2,7 +2,8 @@
 happened to them from Redis and from the broker.
 
 Keys read (raypay/adapters/keys.py): an order's payments, each payment's hash, the
-simulator's charge counts, the outbox stream.
+simulator's charge counts and the outbox streams of the orders' vshards. The stores may
+be one Redis or a Redis Cluster (``Target.redis_cluster``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from raypay.adapters.keys import Keys
+from raypay.domain.sharding import vshard_of
 from raypay.tools.loadgen.invariants import EventFact, Evidence, PaymentFact
 from raypay.tools.loadgen.plan import OrderPlan
 
@@ -33,16 +35,26 @@ class Target:
     api_key: str | None = None
     refund_topics: tuple[str, ...] = ("refund-succeeded", "refund-failed")
     fulfil_topics: tuple[str, ...] = ("payment-succeeded", "refund-succeeded")
+    redis_cluster: bool = False
+
+    def redis(self) -> Any:
+        """An asyncio client of the target's Redis (or Redis Cluster)."""
+        from raypay.adapters.redis_client import connect
+
+        return connect(self.redis_url, 10.0, cluster=self.redis_cluster)
+
+    def redis_sync(self) -> Any:
+        from raypay.adapters.redis_client import connect_sync
+
+        return connect_sync(self.redis_url, self.redis_cluster)
 
 
 def seed_orders(target: Target, plans: list[OrderPlan], id_prefix: str) -> list[dict[str, str]]:
     """One order per plan (with a reservation where planned), in plan order."""
-    import redis
-
     from raypay.adapters.seeding import seed
 
     reserved = sum(1 for p in plans if p.reservation)
-    client = redis.Redis.from_url(target.redis_url, decode_responses=True)
+    client = target.redis_sync()
     try:
         options = {"id_prefix": id_prefix, "reservation_ttl_s": 24 * 3600}
         with_reservation = iter(
@@ -58,24 +70,32 @@ def _chunks(items: list[str], size: int = CHUNK) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def outbox_depth(redis, prefix: str, order_ids: set[str]) -> int:
-    """Events of these orders still waiting in the outbox stream."""
-    stream = Keys(prefix).outbox
-    if await redis.xlen(stream) == 0:
-        return 0
-    waiting, start = 0, "-"
-    while True:
-        entries = await redis.xrange(stream, min=start, max="+", count=CHUNK)
-        waiting += sum(1 for _, fields in entries if fields.get("key") in order_ids)
-        if len(entries) < CHUNK:
-            return waiting
-        start = "(" + entries[-1][0]
+async def outbox_depth(redis, prefix: str, order_ids: set[str], cluster: bool = False) -> int:
+    """Events of these orders still waiting in the outbox streams (their vshards')."""
+    keys = Keys(prefix, cluster)
+    streams = sorted({keys.outbox(vshard_of(order_id)) for order_id in order_ids})
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xlen(stream)
+        lengths = await pipe.execute()
+    waiting = 0
+    for stream in (s for s, n in zip(streams, lengths, strict=True) if n):
+        start = "-"
+        while True:
+            entries = await redis.xrange(stream, min=start, max="+", count=CHUNK)
+            waiting += sum(1 for _, fields in entries if fields.get("key") in order_ids)
+            if len(entries) < CHUNK:
+                break
+            start = "(" + entries[-1][0]
+    return waiting
 
 
-async def wait_for_outbox(redis, prefix: str, order_ids: set[str], deadline: float) -> int:
+async def wait_for_outbox(
+    redis, prefix: str, order_ids: set[str], deadline: float, cluster: bool = False
+) -> int:
     """Poll until none of these orders' events wait in the outbox, or the deadline."""
     while True:
-        depth = await outbox_depth(redis, prefix, order_ids)
+        depth = await outbox_depth(redis, prefix, order_ids, cluster)
         if not depth or time.monotonic() >= deadline:
             return depth
         await asyncio.sleep(0.2)
@@ -89,13 +109,19 @@ async def read_payments(
     payment_ids: dict[str, list[str]] = {}
     charges: dict[str, int] = {}
     for chunk in _chunks(order_ids):
+        by_vshard: dict[int, list[str]] = {}
+        for order_id in chunk:
+            by_vshard.setdefault(vshard_of(order_id), []).append(order_id)
         async with redis.pipeline(transaction=False) as pipe:
             for order_id in chunk:
                 pipe.lrange(keys.order_payments(order_id), 0, -1)
-            pipe.hmget(keys.charge_counts, chunk)
-            *lists, counts = await pipe.execute()
+            for vshard, orders in by_vshard.items():
+                pipe.hmget(keys.charge_counts(vshard), orders)
+            replies = await pipe.execute()
+        lists, counts = replies[: len(chunk)], replies[len(chunk) :]
         payment_ids.update(zip(chunk, lists, strict=True))
-        charges.update((o, int(c or 0)) for o, c in zip(chunk, counts, strict=True))
+        for orders, found in zip(by_vshard.values(), counts, strict=True):
+            charges.update((o, int(c or 0)) for o, c in zip(orders, found, strict=True))
     every = [(o, p) for o, ids in payment_ids.items() for p in ids]
     payments: dict[str, list[PaymentFact]] = {order_id: [] for order_id in order_ids}
     for start in range(0, len(every), CHUNK):
@@ -181,15 +207,15 @@ async def gather_evidence(
     on_progress: Callable[[str], None] | None = None,
 ) -> Evidence:
     """Wait (bounded) for the outbox to drain, then read payments, charges and events."""
-    import redis.asyncio as aioredis
-
     say = on_progress or (lambda _: None)
     deadline = time.monotonic() + drain_timeout_s
-    client = aioredis.Redis.from_url(target.redis_url, decode_responses=True)
+    client = target.redis()
     wanted_orders = set(order_ids)
     try:
         say("waiting for the outbox to drain")
-        depth = await wait_for_outbox(client, target.key_prefix, wanted_orders, deadline)
+        depth = await wait_for_outbox(
+            client, target.key_prefix, wanted_orders, deadline, target.redis_cluster
+        )
         say("reading payments and charges from Redis")
         payments, charges = await read_payments(client, target.key_prefix, order_ids)
     finally:
