@@ -24,7 +24,6 @@ pytestmark = pytest.mark.unit
 
 KEYS = Keys("raypay")
 OUTBOX = KEYS.outbox(vshard_of("ord_1"))  # the stream of ord_1's vshard
-DELIVERED = KEYS.delivered_log(vshard_of("ord_1"))  # and its delivery log
 
 
 class FakeSink:
@@ -98,8 +97,13 @@ async def queue(
     return await redis.xadd(stream or KEYS.outbox(vshard_of(order_id)), fields, id=entry_id)
 
 
+def delivered_log() -> str:
+    """ord_1's delivery log (read at call time: the cluster tests swap ``KEYS``)."""
+    return KEYS.delivered_log(vshard_of("ord_1"))
+
+
 async def delivered_ids(redis) -> list[str]:
-    delivered = KEYS.delivered_log(vshard_of("ord_1"))
+    delivered = delivered_log()
     return [fields["eventId"] for _, fields in await redis.xrange(delivered)]
 
 
@@ -129,7 +133,7 @@ class TestRelayOnce:
         assert await redis.xlen(OUTBOX) == 0
         assert (await redis.xpending(OUTBOX, GROUP))["pending"] == 0
         assert await delivered_ids(redis) == ["evt_1", "evt_2"]
-        ((_, logged), _) = await redis.xrange(DELIVERED)
+        ((_, logged), _) = await redis.xrange(delivered_log())
         value = json.dumps({"eventId": "evt_1", "orderId": "ord_1"})
         assert logged == {  # the whole event: retained, to be delivered again if need be
             "eventId": "evt_1", "kind": "payment-succeeded", "key": "ord_1", "value": value,
@@ -308,11 +312,19 @@ class TestReplay:
 
         assert await relay.relay_once(block_ms=10) == 1
 
-        assert sink.replayed_ids == ["evt_0", "evt_1", "evt_2"]  # oldest first
-        assert sink.published_ids == ["evt_0", "evt_1", "evt_2", "evt_3"]
+        # Oldest first in each delivery log: one log on one Redis, one a vshard on a
+        # cluster, so each order's events in their order either way.
+        assert sorted(sink.replayed_ids) == ["evt_0", "evt_1", "evt_2"]
+        assert [e for e in sink.replayed_ids if e != "evt_1"] == ["evt_0", "evt_2"]  # ord_0
+        assert sink.published_ids[3:] == ["evt_3"]  # the new one after the replay
         assert (sink.marked, sink.marks, relay.replays, relay.replayed) == (True, 1, 1, 3)
-        # Delivered once each in the log: a replay delivers again, it logs nothing new.
-        assert await delivered_ids(redis) == ["evt_0", "evt_1", "evt_2", "evt_3"]
+        # Delivered once each in the logs: a replay delivers again, it logs nothing new.
+        logged = [
+            fields["eventId"]
+            for log in KEYS.delivered_logs()
+            for _, fields in await redis.xrange(log)
+        ]
+        assert sorted(logged) == ["evt_0", "evt_1", "evt_2", "evt_3"]
 
     async def test_an_idle_relay_notices_and_replays_without_new_events(self, redis, keys, sink):
         relay = OutboxRelay(redis, keys, sink, idle_check_s=0)
@@ -338,7 +350,7 @@ class TestReplay:
         relay = OutboxRelay(redis, keys, sink, retention_s=3600)
         await relay.ensure_group()
         two_hours_ago_ms = int((time.time() - 7200) * 1000)
-        await queue(redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=DELIVERED)
+        await queue(redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=delivered_log())
         await queue(redis, "evt_1")
         await relay.relay_once(block_ms=10)
         sink.forget()
@@ -352,7 +364,7 @@ class TestReplay:
         await relay.ensure_group()
         old_ms = int((time.time() - 7200) * 1000)
         for n in range(3):
-            await queue(redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=DELIVERED)
+            await queue(redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=delivered_log())
         await queue(redis, "evt_1")
 
         await relay.relay_once(block_ms=10)

@@ -1,5 +1,6 @@
 """The outbox relay (tests/unit/test_outbox.py) on a real 3-master Redis Cluster: the
-outbox streams of the vshards lie on every master, and the relay reads them all."""
+outbox streams of the vshards lie on every master, and the relay reads them all (and
+replays every vshard's delivery log to a broker that forgot)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from unit.test_outbox import (  # noqa: F401
     TestCounts,
     TestDepth,
     TestRelayOnce,
+    TestReplay,
     TestRun,
     TestSinkUnavailable,
     queue,
