@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test test-unit test-integration test-e2e
+.PHONY: venv run test test-unit test-integration test-e2e chaos
 
 venv: $(STAMP)
 
@@ -28,3 +28,9 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(VENV)/bin/pytest -m e2e
+
+# The long chaos run (not in CI; CI runs a shorter one with a fixed seed):
+# 6,000 orders over 120 s while processes are killed and paused; prints the schedule.
+SEED ?= 1
+chaos: $(STAMP)
+	$(VENV)/bin/raypay chaos --seed $(SEED)

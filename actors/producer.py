@@ -69,6 +69,8 @@ class KafkaProducerActor:
             "outboxDepth": depth,
             "outboxOldestAgeSeconds": round(oldest_age_s, 3),
             "published": self.relay.published,
+            "replays": self.relay.replays,  # times the broker had forgotten its events
+            "replayed": self.relay.replayed,  # retained events delivered again, in all
             "publishFailures": self.relay.failures,
             "lastError": self.relay.last_error,
         }

@@ -2,6 +2,17 @@
 
 Detached so that they outlive the replica that happened to create them; named so
 that a restart of the ingress finds the same shards instead of making new ones.
+
+Placement on a cluster: every actor is scheduled ``SPREAD`` with a small logical CPU
+share. SPREAD puts the shards and gateway actors on different nodes as far as it can,
+and it is a preference, not a pin: an actor whose node is lost restarts
+(``max_restarts=-1``) on whichever nodes remain, and the same code runs unchanged on
+one node. Node affinity would pin each actor to a node id that a lost node takes with
+it (soft affinity falls back, but then nothing spreads again), and a placement group
+adds a second lifetime to manage for what SPREAD already gives. The CPU share is
+logical (Ray does not measure it): it lets Ray's resource view show where the actors
+are and keeps a node from taking more actors than its ``--num-cpus`` allows; small, so
+that the test session's local Ray of 2 CPUs holds its three apps' actors at once.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from raypay.bootstrap import GatewayConfig, ShardConfig, TopologyConfig
 from raypay.settings import Settings
 
 NAMESPACE = "raypay"
+ACTOR_CPUS = 0.05  # logical: a shard, a gateway actor, the producer, the batch runner
 
 
 @dataclass
@@ -30,8 +42,9 @@ class Topology:
 
 def _named(actor_class, name: str, *args):
     return actor_class.options(
-        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
-    ).remote(*args)
+        name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        num_cpus=ACTOR_CPUS, scheduling_strategy="SPREAD",
+    ).remote(*args)  # fmt: skip
 
 
 def ensure_actors(settings: Settings, topology: TopologyConfig) -> Topology:

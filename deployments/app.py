@@ -123,7 +123,7 @@ class AppArgs(BaseModel):
         )
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
+@serve.deployment(ray_actor_options={"num_cpus": 0.05}, max_ongoing_requests=1000)
 @serve.ingress(api)
 class PaymentIngress:
     def __init__(self, args: AppArgs, settings: Settings) -> None:

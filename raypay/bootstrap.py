@@ -8,6 +8,7 @@ takes one config object. Tests build through the same functions, with fakeredis.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,11 +124,23 @@ def topics(settings: Settings) -> dict[str, str]:
     }
 
 
+def marker_topic(settings: Settings) -> str:
+    """The topic that marks a broker as holding what this deployment's relay delivered."""
+    return "raypay-relay-marker." + re.sub(r"[^A-Za-z0-9._-]", "_", settings.key_prefix)
+
+
 def relay(settings: Settings, redis: aioredis.Redis) -> OutboxRelay:
     """The outbox relay with its Kafka sink."""
-    sink = KafkaSink(settings.kafka_bootstrap_servers, topics(settings), settings.kafka_idempotence)
+    sink = KafkaSink(
+        settings.kafka_bootstrap_servers,
+        topics(settings),
+        settings.kafka_idempotence,
+        marker_topic(settings),
+    )
     batch = 64 if settings.redis_cluster else 500  # per stream: 256 of them on a cluster
-    return OutboxRelay(redis, keys_of(settings), sink, batch)
+    return OutboxRelay(
+        redis, keys_of(settings), sink, batch, retention_s=settings.event_retention_s
+    )
 
 
 def keyring(settings: Settings, redis: aioredis.Redis) -> Keyring:

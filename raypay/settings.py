@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # a cancelled event's refunds never crowd out live payments.
     refund_batch_rate: float = Field(50, gt=0)
     idempotency_ttl_s: int = 24 * 3600
+    # Delivered events stay in Redis this long (the outbox's delivery log), so a broker
+    # that lost them (the embedded one keeps everything in memory) gets them again. A
+    # day of a flash sale by default; against real Kafka, which keeps its own log, it
+    # only costs memory and can be short.
+    event_retention_s: float = Field(24 * 3600, ge=0)
     # `raypay up`: Serve's HAProxy ingress + throughput-optimized mode (see launch.py).
     fast_ingress: bool = True
     # POST /v1/payments answered by deployments/lean_route.py, not FastAPI's routing

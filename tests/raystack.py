@@ -172,7 +172,6 @@ class Service:
         """Every vshard's delivery log entries, oldest first."""
         return _merged(self.redis, self.keys.delivered_logs())
 
-
     async def refund(
         self, payment_id: str, reason: str = "requested_by_customer", **body: Any
     ) -> httpx.Response:

@@ -5,6 +5,12 @@ This is the event contract, owned here: one JSON Schema per event type in
 emits against it). It is written apart from the storage record and the HTTP object on
 purpose: changing either of those never changes what consumers read. A change that
 is not backward compatible gets a new ``schemaVersion`` and a new schema file.
+
+Version 2 added ``sequence``: the event's place among all events of its order (payments'
+and refunds' alike, from 1), so a consumer can drop an event older than one it already
+applied. Only the outbox's Lua step can number events atomically with writing them, so
+:func:`encode` makes the payload without it and that step adds it (:func:`sequence_lua`, the
+same as :func:`sequenced`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,18 @@ from typing import Any
 from raypay.domain.events import EventType, PaymentEvent, RefundEvent
 from raypay.domain.model import iso
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def sequence_lua(value: str, seq_key: str) -> str:
+    """The Lua that numbers an event inside the script that queues it: the order's
+    counter (keys.py ``order:{orderId}:seq``) goes up by one and the payload gets it as
+    its last field. ``value`` and ``seq_key`` are Lua expressions; it defines
+    ``value_seq``."""
+    return (
+        f"local value_seq = string.sub({value}, 1, -2) .. ',\"sequence\":' ..\n"
+        f"                  redis.call('INCR', {seq_key}) .. '}}'"
+    )
 
 
 def to_payload(event: PaymentEvent | RefundEvent) -> dict[str, Any]:
@@ -81,5 +98,11 @@ def refund_payload(event: RefundEvent) -> dict[str, Any]:
 
 
 def encode(event: PaymentEvent | RefundEvent) -> str:
-    """The payload as compact JSON text, as the outbox keeps it and Kafka carries it."""
+    """The payload as compact JSON text, without its ``sequence``: the outbox step adds
+    it (:func:`sequence_lua`) and the outbox keeps, and Kafka carries, the result."""
     return json.dumps(to_payload(event), separators=(",", ":"))
+
+
+def sequenced(text: str, sequence: int) -> str:
+    """What :func:`sequence_lua` makes of :func:`encode`'s text: ``sequence`` added last."""
+    return f'{text[:-1]},"sequence":{sequence}}}'

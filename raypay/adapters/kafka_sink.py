@@ -1,4 +1,12 @@
-"""The Kafka event sink: an aiokafka producer with explicit start/stop."""
+"""The Kafka event sink: an aiokafka producer with explicit start/stop.
+
+It also keeps the relay's *marker* on the broker: a topic of its own (one per
+deployment) that the relay creates once the broker holds every event it delivered.
+A broker without it is not the one the relay delivered to, or lost what it held (the
+embedded broker keeps everything in memory, and `raypay up` makes the event topics again
+when it restarts it, so topics alone cannot tell): the relay then delivers its retained
+events again before anything new (outbox.py).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +44,13 @@ class TopicsMissing(SinkUnavailable):
         return str(self)
 
 
+class MarkerMissing(SinkUnavailable):
+    """The broker answers and has our topics, but not the relay's marker: it does not hold
+    what the relay delivered before. Nothing was sent; the relay replays first."""
+
+    public = "broker restarted: re-delivering retained events"
+
+
 class KafkaSink:
     """Publishes outbox events; ``kind`` (payment-succeeded / -failed) maps to a topic."""
 
@@ -43,8 +58,15 @@ class KafkaSink:
     # bounds the whole publish, should the client ever leave a future unresolved.
     publish_timeout_s = 15.0
 
-    def __init__(self, bootstrap: str, topics: dict[str, str], idempotence: bool) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: dict[str, str],
+        idempotence: bool,
+        marker_topic: str | None = None,
+    ) -> None:
         self.bootstrap, self.topics, self.idempotence = bootstrap, topics, idempotence
+        self.marker_topic = marker_topic  # None: no marker kept (nothing is ever replayed)
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()  # the relay and readyz's ping may both start one
 
@@ -90,28 +112,64 @@ class KafkaSink:
         assert producer is not None
         await self._check_topics(producer, timeout_s)
 
-    async def _check_topics(self, producer: AIOKafkaProducer, timeout_s: float) -> None:
+    async def _check_topics(self, producer: AIOKafkaProducer, timeout_s: float) -> bool:
         """The broker knows every topic we publish to (a metadata request for all topics
         creates none). Without this, a broker that lost its topics (the embedded one
         keeps them in memory: a restart loses them) auto-creates them on the first
-        send, and it acknowledged events there that no consumer ever saw."""
+        send, and it acknowledged events there that no consumer ever saw.
+        Returns whether the broker has the relay's marker (the same answer says)."""
         try:
             cluster = await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout_s)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise SinkUnavailable(f"broker {self.bootstrap} unreachable: {exc!r}") from exc
-        missing = sorted(set(self.topics.values()) - cluster.topics())
+        known = cluster.topics()
+        missing = sorted(set(self.topics.values()) - known)
         if missing:
             raise TopicsMissing(f"topics missing on the broker: {', '.join(missing)}")
+        return self.marker_topic is None or self.marker_topic in known
 
-    async def publish(self, events: list[OutgoingEvent]) -> None:
-        """Send a batch in order and wait until the broker acknowledged every event,
-        at most ``publish_timeout_s``. First one metadata round trip (~0.4 ms here):
-        the topics must exist."""
+    async def remembers(self) -> bool:
+        """One metadata round trip: whether the broker still has the relay's marker
+        (SinkUnavailable if it is away or lacks a topic)."""
         if self._producer is None:
             await self.start()
         producer = self._producer
         assert producer is not None
-        await self._check_topics(producer, timeout_s=2.0)
+        return await self._check_topics(producer, timeout_s=2.0)
+
+    async def mark(self) -> None:
+        """Create the marker topic: this broker now holds what the relay delivered."""
+        if self.marker_topic is None:
+            return
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=5000, client_id="raypay-relay"
+        )
+        try:
+            await admin.start()
+            response = await admin.create_topics([NewTopic(self.marker_topic, 1, 1)])
+        except (KafkaError, OSError) as exc:
+            raise SinkUnavailable(f"marking broker {self.bootstrap} failed: {exc!r}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        for _, code, *_ in response.topic_errors:
+            if code and for_code(code) is not TopicAlreadyExistsError:
+                raise SinkUnavailable(f"marking the broker failed: {for_code(code).__name__}")
+
+    async def publish(self, events: list[OutgoingEvent], replaying: bool = False) -> None:
+        """Send a batch in order and wait until the broker acknowledged every event,
+        at most ``publish_timeout_s``. First one metadata round trip (~0.4 ms here):
+        the topics must exist, and unless ``replaying``, the marker too (MarkerMissing
+        if not: nothing is sent)."""
+        if self._producer is None:
+            await self.start()
+        producer = self._producer
+        assert producer is not None
+        if not await self._check_topics(producer, timeout_s=2.0) and not replaying:
+            raise MarkerMissing(f"broker {self.bootstrap} lacks {self.marker_topic}")
         try:
             async with asyncio.timeout(self.publish_timeout_s):
                 futures = [

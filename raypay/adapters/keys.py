@@ -13,6 +13,7 @@ simulator's counters) is one key per vshard. A paymentId or refundId carries its
     {p}:{vsN}:order:{orderId}:payments     LIST   paymentIds, oldest first
     {p}:{vsN}:order:{orderId}:succeeded    STRING the succeeded paymentId
     {p}:{vsN}:order:{orderId}:pending      STRING the pending paymentId
+    {p}:{vsN}:order:{orderId}:seq          STRING the sequence number of the order's last event
     {p}:{vsN}:payment:{paymentId}          HASH   the payment's storage record (records.py), and
                                                   amountRefundingMinor: set aside by pending refunds
     {p}:{vsN}:payment:{paymentId}:refunds  LIST   refundIds, oldest first
@@ -22,8 +23,11 @@ simulator's counters) is one key per vshard. A paymentId or refundId carries its
     {p}:{vsN}:refunds:pending              ZSET   pending refundIds by createdAt (ms)
     {p}:{vsN}:outbox                       STREAM events waiting for Kafka (eventId, kind, key,
                                                   value, requestId); consumer group ``relay``
-    {p}:{vsN}:outbox:delivered             STREAM events the broker acknowledged (eventId, kind,
-                                                  key)
+    {p}:{vsN}:outbox:delivered             STREAM events the broker acknowledged, whole (eventId,
+                                                  kind, key, value, requestId), kept for the
+                                                  retention window (RAYPAY_EVENT_RETENTION_S,
+                                                  trimmed by entry id): replayed to a broker
+                                                  that lost them
         On one Redis (``Keys(prefix, cluster=False)``) these two are ``{p}:outbox`` and
         ``{p}:outbox:delivered``: one stream for every vshard, which the relay reads with
         one blocking XREADGROUP (naming 256 streams costs Redis ~1 ms a read). On a
@@ -60,10 +64,11 @@ The Lua scripts and the steps that touch more than one key (all in ``raypay/adap
 each in one slot:
 
     redis_store.py  _BEGIN    order:succeeded, order:pending, payment, order:payments, pending
-    redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox
+    redis_store.py  _SETTLE   payment, order:pending, order:succeeded, pending, outbox,
+                              order:seq
     refund_store.py _BEGIN    payment (amounts), refund, payment:refunds, refunds:pending,
                               order:succeeded (released when the seat hold was lost)
-    refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox
+    refund_store.py _SETTLE   refund, payment (amounts), refunds:pending, outbox, order:seq
     batch_store.py  _CREATE   refund-batch, refund-batch:orders, refund-batches:open  ({rb})
     batch_store.py  _RECORD   refund-batch:items, refund-batch (counts, status),
                               refund-batches:open  ({rb})
@@ -71,7 +76,8 @@ each in one slot:
     gateway_sim.py  _RECORD   gw:charge, gw:charges, gw:charges:total (charges), or
                               gw:refund, gw:refunds, gw:refunds:total (refunds)
     rate_limiter.py _TAKE     rl:key and rl:customer, in one call ({rl:keyId})
-    outbox.py       _ACK      XACK + XDEL outbox, XADD outbox:delivered (one vshard)
+    outbox.py       _ACK      XACK + XDEL outbox, XADD + XTRIM MINID outbox:delivered (one
+                              stream's slot)
 
 _BEGIN, _SETTLE and _RECORD run batched (script_batch.py): one EVALSHA carries the calls
 of one event-loop turn that share a hash slot (on one Redis: all of them).
@@ -165,6 +171,9 @@ class Keys:
 
     def pending(self, order_id: str) -> str:
         return self.of_order(order_id, f"order:{order_id}:pending")
+
+    def order_sequence(self, order_id: str) -> str:
+        return self.of_order(order_id, f"order:{order_id}:seq")
 
     # --- by an id that carries its vshard ---
 

@@ -5,9 +5,18 @@ the outbox (on a Redis Cluster the stream of the order's vshard, so that step to
 one hash slot; on one Redis one stream: keys.py). The relay reads every stream through
 a consumer group,
 publishes, and only after the broker acknowledged the batch does it XACK+XDEL the
-entries and append them to the vshard's delivery log (one script per vshard). A crash
-or an absent broker leaves entries pending; they are re-sent first, in stream order, so
-one order's events stay in order (an order's events share one stream).
+entries and append them, whole, to the stream's delivery log (one script per stream).
+A crash or an absent broker leaves entries pending; they are re-sent first, in stream
+order, so one order's events stay in order (an order's events share one stream).
+
+The delivery logs are also the retention: they keep every delivered event for
+``retention_s`` (trimmed by entry id, i.e. time, at each acknowledgement). When the
+broker no longer has the relay's marker (kafka_sink.py: a restarted embedded broker
+forgot everything, its topics made again by `raypay up`), the relay delivers every
+retained event again, oldest first in each log, then marks the broker, and only then
+goes on with the outbox: at least once, and one order's events still in order. Every
+publish learns about the marker in the metadata round trip it makes anyway; an idle
+relay asks once every ``idle_check_s``.
 
 Reading every stream: on one Redis, one blocking XREADGROUP. On Redis Cluster one
 command cannot span slots, so the relay polls: a
@@ -26,21 +35,20 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
+from raypay.adapters.kafka_sink import KafkaSink, MarkerMissing, OutgoingEvent, SinkUnavailable
 from raypay.adapters.keys import Keys
 from raypay.adapters.redis_client import is_cluster, translated
 from raypay.adapters.script_batch import BatchedScript
 from raypay.domain.errors import StoreUnavailable
-from raypay.domain.sharding import VSHARDS
 
 log = logging.getLogger("raypay.outbox")
 
 GROUP = "relay"
 CONSUMER = "relay-1"
-DELIVERED_MAXLEN = 1_000_000 // VSHARDS  # per vshard: about a million in all
+DAY_S = 24 * 3600
 
-# KEYS: outbox, outbox:delivered. ARGV: group, n, n entry ids, n (eventId, kind, key),
-# the delivery log's length.
+# KEYS: outbox, outbox:delivered. ARGV: group, n, n entry ids, n (eventId, kind, key,
+# value, requestId or ''), the oldest delivery-log id to keep (the retention window).
 _ACK = """
 local n = tonumber(ARGV[2])
 for i = 3, 2 + n do
@@ -49,12 +57,30 @@ for i = 3, 2 + n do
 end
 local pos = 3 + n
 for i = 1, n do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[#ARGV], '*', 'eventId', ARGV[pos],
-             'kind', ARGV[pos + 1], 'key', ARGV[pos + 2])
-  pos = pos + 3
+  local entry = {'eventId', ARGV[pos], 'kind', ARGV[pos + 1], 'key', ARGV[pos + 2],
+                 'value', ARGV[pos + 3]}
+  if ARGV[pos + 4] ~= '' then
+    entry[#entry + 1] = 'requestId'
+    entry[#entry + 1] = ARGV[pos + 4]
+  end
+  redis.call('XADD', KEYS[2], '*', unpack(entry))
+  pos = pos + 5
 end
+redis.call('XTRIM', KEYS[2], 'MINID', '~', ARGV[#ARGV])
 return n
 """
+
+
+def outgoing(fields: dict[str, str]) -> OutgoingEvent:
+    """The event of an outbox or delivery-log entry."""
+    return OutgoingEvent(
+        fields["eventId"],
+        fields["kind"],
+        fields["key"],
+        fields["value"].encode(),
+        fields.get("requestId") or None,
+    )
+
 
 Entries = list[tuple[str, str, dict[str, str]]]  # (stream, entry id, fields)
 
@@ -68,8 +94,14 @@ class OutboxRelay:
         batch: int = 500,
         busy_s: float = 0.02,
         idle_s: float = 0.2,
+        retention_s: float = DAY_S,
+        idle_check_s: float = 1.0,
+        replay_batch: int = 2000,
     ):
         self.redis, self.keys, self.sink = redis, keys, sink
+        self.retention_s, self.idle_check_s = retention_s, idle_check_s
+        self.replay_batch = replay_batch
+        self._checked = time.monotonic()  # the last time the broker was asked about the marker
         self.busy_s, self.idle_s = busy_s, idle_s
         self.streams = keys.outboxes()
         # At most ``batch`` entries a read from each stream (bootstrap.relay gives a
@@ -88,6 +120,8 @@ class OutboxRelay:
         self.publish_failures = 0  # batches the broker did not take
         self.broker_errors = 0  # the broker refused or was unreachable (start or publish)
         self.last_error: str | None = None
+        self.replays = 0  # times the broker had forgotten and retained events went again
+        self.replayed = 0  # events delivered again, in all
 
     async def ensure_group(self) -> None:
         """The consumer group on every vshard's stream (made with the stream)."""
@@ -150,23 +184,61 @@ class OutboxRelay:
         """Publish one batch; returns how many events the broker acknowledged."""
         entries = await self._read(block_ms)
         if not entries:
+            await self._check_when_idle()
             return 0
-        events = [
-            OutgoingEvent(
-                f["eventId"], f["kind"], f["key"], f["value"].encode(), f.get("requestId") or None
-            )
-            for _, _, f in entries
-        ]
+        events = [outgoing(fields) for _, _, fields in entries]
         try:
-            await self.sink.publish(events)
+            try:
+                await self.sink.publish(events)
+            except MarkerMissing:
+                await self.replay()
+                await self.sink.publish(events)
         except SinkUnavailable:
             self.publish_failures += 1
             self._own_first = True
             raise
+        self._checked = time.monotonic()
         await self._acknowledge(entries)
         self.published += len(events)
         self.published_by_kind.update(event.kind for event in events)
         return len(events)
+
+    def _retained_from(self) -> str:
+        """The oldest delivery-log entry id still within the retention window."""
+        return f"{max(0, int((time.time() - self.retention_s) * 1000))}-0"
+
+    async def _check_when_idle(self) -> None:
+        if time.monotonic() - self._checked < self.idle_check_s:
+            return
+        if not await self.sink.remembers():
+            await self.replay()
+        self._checked = time.monotonic()
+
+    async def replay(self) -> int:
+        """Deliver every retained event again, oldest first, then mark the broker; how
+        many went. Interrupted (broker or Redis away), it starts over next time: the
+        marker is only made once all went through."""
+        sent = 0
+        for log_key in dict.fromkeys(self._delivered.values()):  # one log a stream
+            start = self._retained_from()
+            while True:
+                async with translated():
+                    entries = await self.redis.xrange(
+                        log_key, min=start, max="+", count=self.replay_batch
+                    )
+                # Entries logged before events were retained whole carry no value: skipped.
+                events = [outgoing(fields) for _, fields in entries if "value" in fields]
+                if events:
+                    await self.sink.publish(events, replaying=True)
+                    sent += len(events)
+                if len(entries) < self.replay_batch:
+                    break
+                start = "(" + entries[-1][0]
+        await self.sink.mark()
+        self.replays += 1
+        self.replayed += sent
+        log.warning("the broker had forgotten its events: delivered %d retained ones again", sent)
+        return sent
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop`` is set; back off (up to 5 s) while Redis or Kafka is away."""
@@ -194,17 +266,18 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
 
     async def _acknowledge(self, entries: Entries) -> None:
-        """Per vshard, one atomic step: XACK + XDEL the entries, log them delivered."""
+        """Per stream, one atomic step: XACK + XDEL the entries, log them delivered (whole),
+        and trim the delivery log to the retention window."""
         by_stream: dict[str, list[tuple[str, dict[str, str]]]] = defaultdict(list)
         for stream, entry_id, fields in entries:
             by_stream[stream].append((entry_id, fields))
-        calls = []
+        calls, retained_from = [], self._retained_from()
         for stream, acked in by_stream.items():
             args: list[Any] = [GROUP, len(acked), *(entry_id for entry_id, _ in acked)]
             for _, f in acked:
-                args += [f["eventId"], f["kind"], f["key"]]
+                args += [f["eventId"], f["kind"], f["key"], f["value"], f.get("requestId", "")]
             delivered = self._delivered[stream]
-            calls.append(self._ack(keys=[stream, delivered], args=[*args, DELIVERED_MAXLEN]))
+            calls.append(self._ack(keys=[stream, delivered], args=[*args, retained_from]))
         async with translated():
             await asyncio.gather(*calls)
 

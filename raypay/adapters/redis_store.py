@@ -13,7 +13,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.event_payload import encode
+from raypay.adapters.event_payload import encode, sequence_lua
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import (
     from_record,
@@ -42,16 +42,19 @@ redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 return {'created', ARGV[1]}
 """
 
-# Settling twice is a no-op: one recorded outcome, one event.
-_SETTLE = """
+# KEYS: payment, order:pending, order:succeeded, pending, outbox, order:seq.
+# ARGV: paymentId, status, kind, key, value (no sequence yet), eventId, requestId, fields...
+# Settling twice is a no-op: one recorded outcome, one event, one sequence number.
+_SETTLE = f"""
 local current = redis.call('HGET', KEYS[1], 'status')
 if current ~= 'pending' then return current or 'missing' end
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 if ARGV[2] == 'succeeded' then redis.call('SET', KEYS[3], ARGV[1]) end
 redis.call('ZREM', KEYS[4], ARGV[1])
+{sequence_lua("ARGV[5]", "KEYS[6]")}
 redis.call('XADD', KEYS[5], '*', 'eventId', ARGV[6], 'kind', ARGV[3], 'key', ARGV[4],
-           'value', ARGV[5], 'requestId', ARGV[7])
+           'value', value_seq, 'requestId', ARGV[7])
 return 'settled'
 """
 
@@ -135,6 +138,7 @@ class RedisPayments:
                     keys.succeeded(payment.order_id),
                     keys.pending_index(vshard_of(payment.order_id)),
                     keys.outbox(vshard_of(payment.order_id)),
+                    keys.order_sequence(payment.order_id),
                 ],
                 args=[
                     payment.payment_id,

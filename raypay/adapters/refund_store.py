@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.event_payload import encode
+from raypay.adapters.event_payload import encode, sequence_lua
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import refund_from_record, refund_record
 from raypay.adapters.redis_client import Replicas, translated
@@ -53,18 +53,20 @@ if ARGV[4] == '1' and redis.call('GET', KEYS[5]) == ARGV[5] then redis.call('DEL
 return {'created'}
 """
 
-# KEYS: refund, payment, refunds:pending, outbox.
-# ARGV: refundId, status, kind, key, value, eventId, requestId, the refund's fields...
+# KEYS: refund, payment, refunds:pending, outbox, order:seq (the refund's order).
+# ARGV: refundId, status, kind, key, value (no sequence yet), eventId, requestId, the
+# refund's fields...
 # Settling twice is a no-op: one recorded outcome, one event, one move of the amount.
-_SETTLE = """
+_SETTLE = f"""
 local r = redis.call('HMGET', KEYS[1], 'status', 'amountMinor')
 if r[1] ~= 'pending' then return r[1] or 'missing' end
 redis.call('HSET', KEYS[1], unpack(ARGV, 8))
 redis.call('HINCRBY', KEYS[2], 'amountRefundingMinor', '-' .. r[2])
 if ARGV[2] == 'succeeded' then redis.call('HINCRBY', KEYS[2], 'amountRefundedMinor', r[2]) end
 redis.call('ZREM', KEYS[3], ARGV[1])
+{sequence_lua("ARGV[5]", "KEYS[5]")}
 redis.call('XADD', KEYS[4], '*', 'eventId', ARGV[6], 'kind', ARGV[3], 'key', ARGV[4],
-           'value', ARGV[5], 'requestId', ARGV[7])
+           'value', value_seq, 'requestId', ARGV[7])
 return 'settled'
 """
 
@@ -133,6 +135,7 @@ class RedisRefunds:
                     keys.payment(refund.payment_id),
                     keys.refunds_pending(vshard_in(refund.refund_id)),
                     keys.outbox(vshard_in(refund.refund_id)),
+                    keys.order_sequence(refund.order_id),
                 ],
                 args=[
                     refund.refund_id,

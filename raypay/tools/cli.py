@@ -1,6 +1,7 @@
 """The ``raypay`` command.
 
-    raypay up                 start Redis, broker, Ray and the Serve app; Ctrl-C stops all
+    raypay up [--nodes N]     start Redis, broker, Ray and the Serve app; Ctrl-C stops all
+                              (--nodes N: Ray as a local cluster of N nodes)
     raypay where [--json]     URLs of the running stack (exit 1 if none runs)
     raypay seed [options]     write orders / reservations into the stack's Redis
     raypay keys create --role checkout|refunds|admin [--label L] [--rate R --burst B]
@@ -11,6 +12,8 @@
                               (--scenario cancelled-event: then refund every order in batches)
     raypay fulfill            the reference consumer: a ticket per payment, void on full refund
     raypay bench [options]    raypay against a FastAPI peer on this machine, one line per figure
+                              (--soak 10m: 70% of the maximum held, memory and outbox watched)
+    raypay chaos --seed N     a paced burst while processes are killed on a seeded schedule
 
 Options before the command: ``--data-dir`` (default ``Settings().data_dir``, ``.raypay``).
 """
@@ -39,7 +42,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     options = UpOptions(
         data_dir=_data_dir(args), config=args.config, num_cpus=args.num_cpus,
-        partitions=args.partitions, ready_timeout=args.ready_timeout,
+        nodes=args.nodes, partitions=args.partitions, ready_timeout=args.ready_timeout,
         redis_cluster=args.redis_cluster,
     )  # fmt: skip
     return run(options)
@@ -162,6 +165,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from raypay.domain.model import OrderStatus, ReservationStatus
 
@@ -173,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start the stack; Ctrl-C stops it")
     up.add_argument("--config", help="Serve config (default: serve_config.yaml, found upwards)")
-    up.add_argument("--num-cpus", type=int, default=2, help="CPUs of a local Ray (default 2)")
+    up.add_argument(
+        "--num-cpus", type=int, default=2,
+        help="logical CPUs of a local Ray, of each node with --nodes (default 2)",
+    )  # fmt: skip
+    up.add_argument(
+        "--nodes", type=_positive, default=1,
+        help="a local Ray cluster of this many nodes on this machine (default 1: plain Ray)",
+    )  # fmt: skip
     up.add_argument("--partitions", type=int, default=3, help="partitions per embedded topic")
     up.add_argument("--ready-timeout", type=float, default=120.0, help="seconds for /readyz")
     up.add_argument(
@@ -220,11 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     from raypay.tools.bench.cli import add_bench_parser
+    from raypay.tools.chaos.cli import add_chaos_parser
     from raypay.tools.fulfill import add_fulfill_parser
     from raypay.tools.loadgen.cli import add_load_parser
 
     add_load_parser(commands)
     add_bench_parser(commands)
+    add_chaos_parser(commands)
     add_fulfill_parser(commands)
     return parser
 

@@ -156,7 +156,11 @@ class RayInfo:
 
 
 def start_ray(
-    address: str | None, num_cpus: int, dashboard_port: int, fast_ingress: bool = True
+    address: str | None,
+    num_cpus: int,
+    dashboard_port: int,
+    fast_ingress: bool = True,
+    log_to_driver: bool | None = None,
 ) -> RayInfo:
     """Join ``address`` or start a local Ray; returns where to watch it.
 
@@ -167,7 +171,7 @@ def start_ray(
 
     A local Ray keeps actor logs in its log files (and the dashboard's Logs view)
     instead of copying them to this terminal as well: with one line per payment, a
-    load test would flood it.
+    load test would flood it. ``log_to_driver`` overrides that (None: only when joining).
     """
     import ray
 
@@ -175,8 +179,12 @@ def start_ray(
         env = {**EDGE_ENV, **SERVE_LOG_ENV, **(fast_ingress_env() if fast_ingress else {})}
         for name, value in env.items():
             os.environ.setdefault(name, value)
+    if log_to_driver is None:
+        log_to_driver = bool(address)
     if address:
-        context = ray.init(address=address, logging_config=logging_config())
+        context = ray.init(
+            address=address, logging_config=logging_config(), log_to_driver=log_to_driver
+        )
     else:
         context = ray.init(
             num_cpus=num_cpus,
@@ -184,7 +192,7 @@ def start_ray(
             dashboard_host="127.0.0.1",
             dashboard_port=dashboard_port,
             logging_config=logging_config(),
-            log_to_driver=False,
+            log_to_driver=log_to_driver,
         )
     # The config also applies to this process: keep wait_ready's polls out of the terminal.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -3,11 +3,13 @@
 Start order (each step only if not given from outside):
 
     redis-server (unless REDIS_URL)  →  Tansu + topics (unless KAFKA_BOOTSTRAP_SERVERS)
-    →  Ray (local, or RAY_ADDRESS)  →  Serve app from serve_config.yaml  →  GET /readyz
+    →  Ray (local, ``--nodes N``: a local cluster of N nodes, or RAY_ADDRESS)
+    →  Serve app from serve_config.yaml  →  GET /readyz
 
 Every started piece registers its stop on one ``ExitStack`` the moment it exists, so
 Ctrl-C, SIGTERM, a failed start-up or a dying server all unwind the same way:
-Serve, Ray, broker, Redis (graceful: the AOF is fsynced), then the state file.
+Serve, Ray (and the local cluster's nodes), broker, Redis (graceful: the AOF is
+fsynced), then the state file.
 ``<data_dir>/stack.json`` tells other tools (``raypay where``, seed, load test) where
 everything is; :func:`find_stack` reads it.
 
@@ -33,6 +35,7 @@ from typing import Any
 from raypay.adapters import key_store
 from raypay.domain import auth
 from raypay.settings import Settings
+from raypay.tools import cluster as local_cluster
 from raypay.tools import launch
 from raypay.tools.stack import (
     Server,
@@ -52,7 +55,8 @@ REDIS_PORT, KAFKA_PORT, DASHBOARD_PORT = 6380, 9092, 8265
 class UpOptions:
     data_dir: Path
     config: str | None = None
-    num_cpus: int = 2
+    num_cpus: int = 2  # of the local Ray; with nodes > 1, of each node
+    nodes: int = 1  # > 1: a local multi-node cluster (raypay/tools/cluster.py)
     partitions: int = 3
     ready_timeout: float = 120.0
     redis_cluster: bool = False  # an embedded Redis Cluster (3 masters, a replica each)
@@ -208,7 +212,9 @@ class Supervised:
 
     server: Server
     start: Callable[[], Server]
-    restarts: int = 0
+    restarts: int = 0  # in all
+    quick_deaths: int = 0  # in a row, each within STABLE_S of its start: a crash loop
+    started_at: float = field(default_factory=time.monotonic)
 
 
 def _supervise(
@@ -220,40 +226,83 @@ def _supervise(
     return entry.server
 
 
-def _start_app(cleanup: contextlib.ExitStack, options: UpOptions, env: dict[str, str]) -> dict:
-    config_path = launch.find_serve_config(options.config)
+def _start_ray(
+    cleanup: contextlib.ExitStack, options: UpOptions
+) -> tuple[launch.RayInfo, str | None, local_cluster.LocalCluster | None]:
+    """Join RAY_ADDRESS, start a local Ray, or (``nodes`` > 1) a local cluster; returns
+    where to watch it, the address joined (None: local) and the cluster started."""
     ray_address = os.environ.get("RAY_ADDRESS") or None
-    _say(f"ray     {'joining ' + ray_address if ray_address else 'starting locally'}")
+    if options.nodes > 1 and ray_address:
+        raise StackError("--nodes starts a local cluster; unset RAY_ADDRESS to use it")
+    cluster = None
+    if options.nodes > 1:
+        _say(f"ray     starting a local cluster of {options.nodes} nodes "
+             f"({options.num_cpus} logical CPUs each)")  # fmt: skip
+        cluster = local_cluster.start_cluster(
+            options.data_dir / "logs", options.nodes, options.num_cpus, pick_port(DASHBOARD_PORT)
+        )
+        cleanup.callback(cluster.stop)  # after Serve and this driver are gone
+        cleanup.callback(_say, f"stopping the {options.nodes} Ray nodes ...")
+        for node in cluster.nodes:
+            _say(f"  {node.name:<7} {'head' if node.head else 'worker'}, pid {node.pid}")
+    else:
+        _say(f"ray     {'joining ' + ray_address if ray_address else 'starting locally'}")
     cleanup.callback(launch.shutdown_ray)  # registered first: also undoes a half-done init
+    address = cluster.gcs_address if cluster else ray_address
     ray_info = launch.start_ray(
-        ray_address, options.num_cpus, pick_port(DASHBOARD_PORT), Settings().fast_ingress
-    )
+        address, options.num_cpus, pick_port(DASHBOARD_PORT), Settings().fast_ingress,
+        log_to_driver=bool(ray_address),  # the local cluster's logs stay in its files
+    )  # fmt: skip
     _on_stop_signals(_interrupt)  # ray.init installs its own SIGTERM handler
+    if cluster is not None:
+        local_cluster.wait_for_nodes(options.nodes)
+        ray_info = launch.RayInfo(
+            cluster.dashboard_url, str(cluster.logs_dir),
+            f"http://127.0.0.1:{cluster.metrics_port}/metrics",
+        )  # fmt: skip
+    return ray_info, ray_address, cluster
+
+
+def _start_app(
+    cleanup: contextlib.ExitStack, options: UpOptions, stores_env: dict[str, str]
+) -> tuple[dict, local_cluster.LocalCluster | None]:
+    config_path = launch.find_serve_config(options.config)
+    ray_info, ray_address, cluster = _start_ray(cleanup, options)
 
     raw = launch.read_serve_config(config_path)
+    if cluster is not None:
+        raw, notes = local_cluster.spread_config(raw, options.nodes)
+        for note in notes:
+            _say(f"serve   {note}")
     http = raw.get("http_options") or {}
     host = str(http.get("host", "127.0.0.1"))
     local_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     http_port = pick_port(int(http.get("port", 8000)), local_host)
     # Joining: the replicas get the edge through their runtime_env (a proxy of the
-    # cluster's own needs it in the cluster's environment: README, "Fuzzing").
-    config = launch.to_schema(raw, http_port, {**launch.EDGE_ENV, **env} if ray_address else None)
+    # cluster's own needs it in the cluster's environment: README, "Fuzzing"). The
+    # local cluster's nodes have it, and the stores' addresses, in their environment.
+    env = {**launch.EDGE_ENV, **stores_env} if ray_address else None
+    config = launch.to_schema(raw, http_port, env)
     app_names = [app.name for app in config.applications]
     _say(f"serve   deploying {config_path} (apps: {', '.join(app_names)})")
     cleanup.callback(launch.shutdown_serve, app_names, bool(ray_address))
+    cleanup.callback(_say, "stopping Serve ...")
     http_port = launch.deploy(config, ray_info.dashboard_url)
     api = f"http://{local_host}:{http_port}" + (config.applications[0].route_prefix or "/")
     api = api.rstrip("/")
     launch.wait_ready(f"{api}/readyz", app_names, options.ready_timeout, report=_say)
-    return {
+    state = {
         "api_url": api,
         "docs_url": f"{api}/docs",
         "dashboard_url": ray_info.dashboard_url,
         "metrics_url": ray_info.metrics_url,
         "logs_dir": ray_info.logs_dir,
-        "ray_address": ray_address or "local",
+        "ray_address": (cluster.gcs_address if cluster else ray_address) or "local",
         "serve_config": str(config_path),
     }
+    if cluster is not None:
+        state["nodes"] = cluster.describe()
+    return state, cluster
 
 
 def _remove_own_state(path: Path) -> None:
@@ -278,6 +327,8 @@ def print_where(state: dict[str, Any]) -> None:
         "Kafka": state["kafka_bootstrap_servers"], "Ray": state["ray_address"],
         "pid": state["pid"], "API key": state.get("api_key_file") or "-",
     }  # fmt: skip
+    if nodes := state.get("nodes"):
+        rows["nodes"] = ", ".join(f"{n['name']} (pid {n['pid']})" for n in nodes)
     for name, value in rows.items():
         _say(f"  {name:<10} {value}")
 
@@ -291,7 +342,8 @@ def _on_stop_signals(handler: Any) -> None:
         signal.signal(sig, handler)
 
 
-MAX_RESTARTS = 5
+MAX_RESTARTS = 5  # quick deaths in a row that stop the stack
+STABLE_S = 10.0  # a server that ran this long before it died was not crash-looping
 
 
 def _restart(entry: Supervised, attempts: int = 10) -> Server:
@@ -307,22 +359,40 @@ def _restart(entry: Supervised, attempts: int = 10) -> Server:
     raise AssertionError("unreachable")
 
 
-def _block(servers: list[Supervised]) -> None:
+def _block(servers: list[Supervised], cluster: local_cluster.LocalCluster | None = None) -> None:
     """Until a stop signal. An embedded server that dies is started again, like a
-    supervisor would (the service answers 503 meanwhile and recovers by itself);
-    one that keeps dying is an error, not a silent hang."""
+    supervisor would (the service answers 503 meanwhile and recovers by itself), as
+    often as it dies; one that keeps dying right after its start (a crash loop:
+    MAX_RESTARTS times in a row, each within STABLE_S) is an error, not a silent hang.
+    A lost worker node of the local cluster is reported and left lost: its actors
+    restart on the other nodes, as on a real cluster. A lost head is the end of the
+    cluster."""
+    reported: set[str] = set()
     while True:
         time.sleep(1.0)
+        if cluster is not None:
+            if not cluster.nodes[0].server.alive():
+                head = cluster.nodes[0].server
+                raise StackError(f"the Ray head (pid {head.pid}) died; log {head.log_path}")
+            for node in cluster.lost():
+                if node.name not in reported:
+                    reported.add(node.name)
+                    _say(f"{node.name} (pid {node.pid}) is gone; its actors restart on the "
+                         f"other nodes")  # fmt: skip
         for entry in servers:
             if entry.server.alive():
                 continue
             died = f"{entry.server.name} (pid {entry.server.pid}) died"
-            if entry.restarts >= MAX_RESTARTS:
-                raise StackError(f"{died} {entry.restarts + 1} times; log {entry.server.log_path}"
+            quick = time.monotonic() - entry.started_at < STABLE_S
+            entry.quick_deaths = entry.quick_deaths + 1 if quick else 0
+            if entry.quick_deaths > MAX_RESTARTS:
+                raise StackError(f"{died} {entry.quick_deaths} times in a row within "
+                                 f"{STABLE_S:.0f} s of its start; log {entry.server.log_path}"
                                  f":\n{entry.server.log_tail()}")  # fmt: skip
             _say(f"{died}; starting it again")
             entry.restarts += 1
             entry.server = _restart(entry)
+            entry.started_at = time.monotonic()
             _say(f"{entry.server.name} is back (pid {entry.server.pid})")
 
 
@@ -342,7 +412,7 @@ def run(options: UpOptions) -> int:
             stores = _start_stores(cleanup, options)
             os.environ.update(stores.env)  # before Ray starts: local workers inherit it
             key_file = _bootstrap_key(stores.redis_url, options.data_dir)
-            app = _start_app(cleanup, options, stores.env)
+            app, cluster = _start_app(cleanup, options, stores.env)
             state = {
                 "pid": os.getpid(), **app, "redis_url": stores.redis_url,
                 "redis_cluster": stores.env.get("RAYPAY_REDIS_CLUSTER") == "true",
@@ -354,7 +424,7 @@ def run(options: UpOptions) -> int:
             _say(f"\nraypay is ready in {time.monotonic() - started:.1f}s")
             print_where(state)
             _say("Ctrl-C to stop.")
-            _block(stores.servers)
+            _block(stores.servers, cluster)
         except KeyboardInterrupt:
             _say("\nstopping raypay ...")
         except StackError as exc:

@@ -74,3 +74,18 @@ async def test_every_event_on_the_broker_validates_against_its_schema(service, e
     assert len(events.messages) >= len(orders)
     for message in events.messages:
         assert_valid(message)
+
+
+async def test_an_orders_events_are_numbered_in_order_across_its_topics(service, events):
+    order = service.seed(amount="30.00")
+    declined = await service.pay(order, paymentMethod="pm_card_chargeDeclined")
+    assert declined.status_code == 402
+    paid = await service.pay(order)
+    assert paid.status_code == 201
+    refund = await service.refund(paid.json()["paymentId"], amount="10.00")
+    assert refund.status_code == 201, refund.text
+    found = await events.wait_for(order["orderId"], 3)
+    numbered = sorted((m["value"]["sequence"], m["value"]["eventType"]) for m in found)
+    assert numbered == [(1, "payment-failed"), (2, "payment-succeeded"), (3, "refund-succeeded")]
+    for message in found:
+        assert_valid(message)

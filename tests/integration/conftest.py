@@ -4,6 +4,9 @@ simulated gateway takes 300 ms, so a charge is in flight long enough to kill it.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +23,14 @@ from actors.topology import NAMESPACE, kill_actors
 from deployments.app import AppArgs, PaymentIngress, SimulatorArgs
 from raypay.domain.sharding import shard_of_order
 from raypay.settings import Settings
-from raypay.tools.stack import Server, create_topics, free_port, start_broker, start_redis
+from raypay.tools.stack import (
+    Server,
+    StackError,
+    create_topics,
+    free_port,
+    start_broker,
+    start_redis,
+)
 
 ROUTE = "/faults"
 
@@ -58,6 +68,25 @@ class FaultStack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+    def kill_broker(self) -> None:
+        """SIGKILL the broker by its PID: it keeps nothing (memory storage)."""
+        if self.broker is not None:
+            os.kill(self.broker.pid, signal.SIGKILL)
+            self.broker.stop()  # reaps it
+            self.broker = None
+
+    def restart_broker(self, attempts: int = 10) -> None:
+        """Start it again on its port with the topics, as `raypay up`'s supervisor does
+        (the port may be held for a moment by the dead one's connections)."""
+        for attempt in range(attempts):
+            try:
+                self.start_broker()
+                return
+            except StackError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0)
 
     def shard_of(self, order_id: str) -> ray.actor.ActorHandle:
         index = shard_of_order(order_id, self.args.shards)

@@ -110,9 +110,9 @@ async def test_shard_killed_mid_charge_then_retry_charges_once(faults, ray_local
         [event] = await log.wait_for(order["orderId"], 1)
         delivered = await after_a_later_event(service, log)
         assert log.for_order(order["orderId"]) == [event]
-        assert [e for e in delivered if e["key"] == order["orderId"]] == [
-            {"eventId": event["value"]["eventId"], "kind": "payment-succeeded", "key": event["key"]}
-        ]
+        assert [
+            (e["eventId"], e["kind"], e["key"]) for e in delivered if e["key"] == order["orderId"]
+        ] == [(event["value"]["eventId"], "payment-succeeded", event["key"])]
 
 
 async def test_gateway_killed_mid_charge_then_retry_charges_once(faults):
@@ -245,3 +245,67 @@ async def test_redis_outage_answers_503_quickly_and_recovers(faults):
     for payment_id in paid:
         fetched = await service.http.get(f"/v1/payments/{payment_id}")
         assert fetched.json()["status"] == "succeeded"
+
+
+async def test_broker_killed_mid_burst_loses_no_event_of_the_burst_or_before_it(faults):
+    # The embedded broker keeps everything in memory: SIGKILLed and started again (as
+    # `raypay up`'s supervisor does, topics made again) it holds nothing. The relay
+    # notices its marker is gone and delivers every retained event again.
+    service = faults.service
+    prefix = service.settings.key_prefix
+    before = [service.seed() for _ in range(20)]
+    paid_before = await asyncio.gather(*(pay_until_final(service, o) for o in before))
+    async with consuming(faults.broker.url, topics(service)) as log:
+        await log.wait_for_payments({r.json()["paymentId"] for r in paid_before})
+    replays = (await producer_status(faults))["replays"]
+    burst = [service.seed() for _ in range(200)]
+
+    async def pay_at(index: int, order: dict):
+        await asyncio.sleep(index * 0.02)  # ~50 orders/s for 4 s
+        return await pay_until_final(service, order)
+
+    in_flight = asyncio.gather(*(pay_at(i, order) for i, order in enumerate(burst)))
+    burst_ids = {order["orderId"] for order in burst}
+    await eventually(  # mid-burst: some of its events are delivered, most are to come
+        lambda: (
+            burst_ids & {f["key"] for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")}
+        ),
+        lambda delivered: len(delivered) >= 20,
+    )
+    delivered_before_kill = {
+        f["eventId"] for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")
+    }
+    faults.kill_broker()
+    try:
+        await asyncio.sleep(1.0)
+    finally:
+        faults.restart_broker()
+    responses = await in_flight
+    assert {r.status_code for r in responses} == {201}, [r.text for r in responses][:3]
+    log_of_burst = await eventually(  # the relay caught up: each burst event delivered
+        lambda: {
+            f["key"]: f["eventId"]
+            for _, f in service.redis.xrange(f"{prefix}:outbox:delivered")
+            if f["key"] in burst_ids
+        },
+        lambda logged: logged.keys() == burst_ids,
+        within=60,
+    )
+    wanted = delivered_before_kill | set(log_of_burst.values())
+    assert len(wanted) >= len(before) + len(burst)
+    async with consuming(faults.broker.url, topics(service) + refund_topics(service)) as log:
+        await eventually(
+            lambda: wanted - {m["value"]["eventId"] for m in log.messages},
+            lambda missing: not missing,
+            within=90,
+        )
+        seen = Counter(m["value"]["eventId"] for m in log.messages)
+    assert {m for m in seen if m in wanted} == wanted
+    burst_paid = {r.json()["paymentId"] for r in responses}
+    assert burst_paid <= {m["value"]["paymentId"] for m in log.messages}
+    status = await producer_status(faults)
+    assert status["replays"] > replays and status["replayed"] >= len(delivered_before_kill)
+
+
+def refund_topics(service) -> list[str]:
+    return [service.settings.topic_refund_succeeded, service.settings.topic_refund_failed]

@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from raypay.adapters.event_payload import SCHEMA_VERSION, encode, to_payload
+from raypay.adapters.event_payload import SCHEMA_VERSION, encode, sequenced
 from raypay.adapters.gateway_sim import ABANDONED, DECLINES, REFUND_DECLINED
 from raypay.domain.events import EventType, PaymentEvent, RefundEvent, event_for, refund_event_for
 from raypay.domain.model import Payment, PaymentRequest
@@ -30,8 +30,8 @@ PAYMENT_FIELDS = (
 ).split()
 
 
-def schema_of(event_type: EventType) -> dict:
-    return json.loads((SCHEMAS / f"{event_type.value}.v{SCHEMA_VERSION}.json").read_text())
+def schema_of(event_type: EventType, version: int = SCHEMA_VERSION) -> dict:
+    return json.loads((SCHEMAS / f"{event_type.value}.v{version}.json").read_text())
 
 
 def a_payment(amount: Money = USD_25, reservation: str | None = "res_1") -> Payment:
@@ -39,17 +39,53 @@ def a_payment(amount: Money = USD_25, reservation: str | None = "res_1") -> Paym
     return Payment.start(request, "pay_1", NOW)
 
 
-def validate(event: PaymentEvent | RefundEvent) -> dict:
-    payload = json.loads(encode(event))
+def validate(event: PaymentEvent | RefundEvent, sequence: int = 1) -> dict:
+    """The payload as the outbox step leaves it (numbered), checked against its schema."""
+    payload = json.loads(sequenced(encode(event), sequence))
     jsonschema.validate(payload, schema_of(event.type))
     return payload
 
 
 def test_there_is_one_schema_per_event_type_and_version():
+    # Earlier versions stay: consumers that still read them keep their contract.
+    versions = range(1, SCHEMA_VERSION + 1)
     names = sorted(path.name for path in SCHEMAS.glob("*.json"))
-    assert names == sorted(f"{t.value}.v{SCHEMA_VERSION}.json" for t in EventType)
+    assert names == sorted(f"{t.value}.v{v}.json" for t in EventType for v in versions)
     for event_type in EventType:
-        jsonschema.Draft202012Validator.check_schema(schema_of(event_type))
+        for version in versions:
+            schema = schema_of(event_type, version)
+            jsonschema.Draft202012Validator.check_schema(schema)
+            assert schema["properties"]["schemaVersion"] == {"const": version}
+
+
+def test_version_2_is_version_1_and_the_sequence():
+    for event_type in EventType:
+        v1, v2 = schema_of(event_type, 1), schema_of(event_type, 2)
+        assert v2["required"] == [*v1["required"], "sequence"]
+        added = {k: v for k, v in v2["properties"].items() if v1["properties"].get(k) != v}
+        assert set(added) == {"schemaVersion", "sequence"}
+        assert added["sequence"]["type"] == "integer" and added["sequence"]["minimum"] == 1
+
+
+def test_the_sequence_is_added_last_to_the_encoded_payload():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    text = encode(event_for(paid, "evt_1", NOW))
+    assert "sequence" not in json.loads(text)
+    numbered = sequenced(text, 7)
+    assert numbered.endswith(',"sequence":7}') and json.loads(numbered)["sequence"] == 7
+
+
+def test_the_schema_refuses_an_event_without_a_sequence_or_a_sequence_below_1():
+    paid = a_payment().succeed("txn_1", NOW, simulated=True)
+    payload = json.loads(sequenced(encode(event_for(paid, "evt_1", NOW)), 1))
+    schema = schema_of(EventType.PAYMENT_SUCCEEDED)
+    for broken in (
+        {k: v for k, v in payload.items() if k != "sequence"},
+        {**payload, "sequence": 0},
+        {**payload, "sequence": "1"},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
 
 
 def test_a_succeeded_event_has_the_payment_and_the_event_fields():
@@ -59,7 +95,7 @@ def test_a_succeeded_event_has_the_payment_and_the_event_fields():
         "eventType": "payment-succeeded",
         "eventId": "evt_1",
         "occurredAt": "2026-03-14T15:09:27.535Z",
-        "schemaVersion": 1,
+        "schemaVersion": 2,
         "paymentId": "pay_1",
         "orderId": "ord_1",
         "customerId": "cus_1",
@@ -74,6 +110,7 @@ def test_a_succeeded_event_has_the_payment_and_the_event_fields():
         "createdAt": "2026-03-14T15:09:26.535Z",
         "processedAt": "2026-03-14T15:09:26.535Z",
         "isSimulated": True,
+        "sequence": 1,
     }
 
 
@@ -103,7 +140,7 @@ def test_amounts_are_decimal_strings_with_the_currency_decimals(amount, text):
 
 def test_the_schema_refuses_what_the_contract_does_not_say():
     paid = a_payment().succeed("txn_1", NOW, simulated=True)
-    payload = to_payload(event_for(paid, "evt_4", NOW))
+    payload = json.loads(sequenced(encode(event_for(paid, "evt_4", NOW)), 1))
     schema = schema_of(EventType.PAYMENT_SUCCEEDED)
     for broken in (
         {**payload, "amount": 25.0},
@@ -134,7 +171,7 @@ def test_a_refund_succeeded_event_has_the_refund_and_the_payment_as_it_left_it()
         "eventType": "refund-succeeded",
         "eventId": "evt_9",
         "occurredAt": "2026-03-14T15:09:29.535Z",
-        "schemaVersion": 1,
+        "schemaVersion": 2,
         "refundId": "re_1",
         "paymentId": "pay_1",
         "orderId": "ord_1",
@@ -153,6 +190,7 @@ def test_a_refund_succeeded_event_has_the_refund_and_the_payment_as_it_left_it()
         "paymentAmount": "25.00",
         "paymentAmountRefunded": "10.00",
         "paymentRefunded": False,
+        "sequence": 1,
     }
     assert event.key == "ord_1" and "req-1" not in encode(event)
 
@@ -183,7 +221,8 @@ def test_every_failed_refund_the_simulator_can_cause_validates(code, message):
 
 def test_the_refund_schemas_refuse_what_the_contract_does_not_say():
     paid = a_payment().succeed("txn_1", NOW, simulated=True)
-    payload = to_payload(refund_event_for(a_refund(paid).succeed("gre_1", NOW), paid, "e", NOW))
+    event = refund_event_for(a_refund(paid).succeed("gre_1", NOW), paid, "e", NOW)
+    payload = json.loads(sequenced(encode(event), 2))
     schema = schema_of(EventType.REFUND_SUCCEEDED)
     for broken in (
         {**payload, "reason": "because"},

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from raypay.adapters.kafka_sink import KafkaSink, OutgoingEvent, SinkUnavailable
+from raypay.adapters.kafka_sink import KafkaSink, MarkerMissing, OutgoingEvent, SinkUnavailable
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +94,28 @@ async def test_nothing_is_sent_while_the_broker_lacks_a_topic():
     with pytest.raises(SinkUnavailable, match="TimeoutError"):
         await sink.publish([EVENT])
     assert made[0].sent == ["payment-succeeded"]
+
+
+async def test_a_broker_without_the_relays_marker_gets_nothing_but_a_replay():
+    # The embedded broker restarted: `raypay up` made its topics again, but not the
+    # marker the relay made, so the relay must deliver its retained events first.
+    made: list[SilentProducer] = []
+    sink = sink_with([SilentProducer()], made)
+    sink.marker_topic = "raypay-relay-marker.raypay"
+    with pytest.raises(MarkerMissing):
+        await sink.publish([EVENT])
+    assert made[0].sent == [] and sink.started
+    assert await sink.remembers() is False
+    await sink.ping()  # readyz: the broker is up and has the event topics
+    sink.publish_timeout_s = 0.1
+    with pytest.raises(SinkUnavailable, match="TimeoutError"):
+        await sink.publish([EVENT], replaying=True)
+    assert made[0].sent == ["payment-succeeded"]
+
+
+async def test_a_broker_with_the_marker_is_remembered():
+    made: list[SilentProducer] = []
+    marker = "raypay-relay-marker.raypay"
+    sink = sink_with([SilentProducer(frozenset({"payment-succeeded", marker}))], made)
+    sink.marker_topic = marker
+    assert await sink.remembers() is True

@@ -10,6 +10,7 @@ from raypay.tools.loadgen.invariants import (
     PaymentFact,
     answers_agree,
     charged_at_most_once,
+    charged_exactly_once,
     charges_match_outcomes,
     check_all,
     every_order_paid,
@@ -135,3 +136,14 @@ def test_violations_shown_are_bounded() -> None:
     evidence = Evidence(order_ids=[f"o{i}" for i in range(50)])
     check = every_order_paid(evidence)
     assert not check.ok and len(check.violations) == 10 and check.detail.startswith("50 of 50")
+
+
+def test_exactly_once_wants_one_succeeded_payment_and_one_charge_per_order() -> None:
+    # A chaos run declines nothing: o2's decline-then-pay is two charges there.
+    evidence = healthy()
+    check = charged_exactly_once(evidence)
+    assert not check.ok and check.violations == ("o2: 1 succeeded payments, 2 charges",)
+    evidence.order_ids, evidence.charges = ["o1"], {"o1": 1}
+    assert charged_exactly_once(evidence).ok
+    evidence.payments["o1"] = [PaymentFact("p1", "o1", "pending")]
+    assert not charged_exactly_once(evidence).ok

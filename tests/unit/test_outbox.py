@@ -1,4 +1,5 @@
-"""The outbox relay on fakeredis with a fake sink: at-least-once delivery, in stream order."""
+"""The outbox relay on fakeredis with a fake sink: at-least-once delivery, in stream order,
+and the retained events delivered again to a broker that forgot them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from raypay.adapters.event_payload import to_payload
-from raypay.adapters.kafka_sink import OutgoingEvent, SinkUnavailable
+from raypay.adapters.kafka_sink import MarkerMissing, OutgoingEvent, SinkUnavailable
 from raypay.adapters.keys import Keys
 from raypay.adapters.outbox import GROUP, OutboxRelay
 from raypay.adapters.redis_store import RedisPayments
@@ -23,19 +24,27 @@ pytestmark = pytest.mark.unit
 
 KEYS = Keys("raypay")
 OUTBOX = KEYS.outbox(vshard_of("ord_1"))  # the stream of ord_1's vshard
+DELIVERED = KEYS.delivered_log(vshard_of("ord_1"))  # and its delivery log
 
 
 class FakeSink:
-    """KafkaSink's API: ``publish`` takes a batch or raises SinkUnavailable."""
+    """KafkaSink's API: ``publish`` takes a batch or raises SinkUnavailable; the broker
+    keeps the relay's marker until ``forget()`` (a restart of the embedded broker)."""
 
     def __init__(self) -> None:
         self.batches: list[list[OutgoingEvent]] = []
+        self.replayed: list[list[OutgoingEvent]] = []
         self.started = False
+        self.marked = True
+        self.marks = 0
         self.delivered = asyncio.Event()
         self._failures = 0
 
     def fail_next(self, times: int = 1) -> None:
         self._failures = times
+
+    def forget(self) -> None:
+        self.marked = False
 
     async def start(self) -> None:
         self.started = True
@@ -43,16 +52,29 @@ class FakeSink:
     async def stop(self) -> None:
         self.started = False
 
-    async def publish(self, events: list[OutgoingEvent]) -> None:
+    async def remembers(self) -> bool:
+        return self.marked
+
+    async def mark(self) -> None:
+        self.marked = True
+        self.marks += 1
+
+    async def publish(self, events: list[OutgoingEvent], replaying: bool = False) -> None:
         if self._failures:
             self._failures -= 1
             raise SinkUnavailable("broker away")
-        self.batches.append(list(events))
+        if not self.marked and not replaying:
+            raise MarkerMissing("no marker")
+        (self.replayed if replaying else self.batches).append(list(events))
         self.delivered.set()
 
     @property
     def published_ids(self) -> list[str]:
         return [event.event_id for batch in self.batches for event in batch]
+
+    @property
+    def replayed_ids(self) -> list[str]:
+        return [event.event_id for batch in self.replayed for event in batch]
 
 
 @pytest.fixture
@@ -67,11 +89,13 @@ async def relay(redis, keys, sink) -> OutboxRelay:
     return relay
 
 
-async def queue(redis, event_id: str, order_id: str = "ord_1", entry_id: str = "*") -> str:
+async def queue(
+    redis, event_id: str, order_id: str = "ord_1", entry_id: str = "*", stream: str | None = None
+) -> str:
     """XADD an event the way RedisPayments.settle does."""
     value = json.dumps({"eventId": event_id, "orderId": order_id})
     fields = {"eventId": event_id, "kind": "payment-succeeded", "key": order_id, "value": value}
-    return await redis.xadd(KEYS.outbox(vshard_of(order_id)), fields, id=entry_id)
+    return await redis.xadd(stream or KEYS.outbox(vshard_of(order_id)), fields, id=entry_id)
 
 
 async def delivered_ids(redis) -> list[str]:
@@ -105,8 +129,11 @@ class TestRelayOnce:
         assert await redis.xlen(OUTBOX) == 0
         assert (await redis.xpending(OUTBOX, GROUP))["pending"] == 0
         assert await delivered_ids(redis) == ["evt_1", "evt_2"]
-        ((_, logged), _) = await redis.xrange(KEYS.delivered_log(vshard_of("ord_1")))
-        assert logged == {"eventId": "evt_1", "kind": "payment-succeeded", "key": "ord_1"}
+        ((_, logged), _) = await redis.xrange(DELIVERED)
+        value = json.dumps({"eventId": "evt_1", "orderId": "ord_1"})
+        assert logged == {  # the whole event: retained, to be delivered again if need be
+            "eventId": "evt_1", "kind": "payment-succeeded", "key": "ord_1", "value": value,
+        }  # fmt: skip
         assert relay.published == 2
 
     async def test_an_empty_outbox_publishes_nothing(self, relay, sink):
@@ -157,7 +184,7 @@ class TestRelayOnce:
 
         ((sent,),) = sink.batches
         assert (sent.event_id, sent.kind, sent.key) == ("evt_1", "payment-succeeded", "ord_1")
-        assert json.loads(sent.value) == to_payload(event)
+        assert json.loads(sent.value) == {**to_payload(event), "sequence": 1}
 
 
 class TestSinkUnavailable:
@@ -265,3 +292,123 @@ class TestCounts:
 
         assert (relay.publish_failures, relay.broker_errors) == (2, 2)
         assert relay.published_by_kind == {"payment-succeeded": 1}
+
+
+class TestReplay:
+    """A broker that lost the relay's marker gets every retained event again, first."""
+
+    async def test_a_broker_that_forgot_gets_the_retained_events_before_new_ones(
+        self, redis, relay, sink
+    ):
+        for n in range(3):
+            await queue(redis, f"evt_{n}", order_id=f"ord_{n % 2}")
+        await relay.relay_once(block_ms=10)
+        sink.forget()  # the broker restarted with nothing
+        await queue(redis, "evt_3", order_id="ord_1")
+
+        assert await relay.relay_once(block_ms=10) == 1
+
+        assert sink.replayed_ids == ["evt_0", "evt_1", "evt_2"]  # oldest first
+        assert sink.published_ids == ["evt_0", "evt_1", "evt_2", "evt_3"]
+        assert (sink.marked, sink.marks, relay.replays, relay.replayed) == (True, 1, 1, 3)
+        # Delivered once each in the log: a replay delivers again, it logs nothing new.
+        assert await delivered_ids(redis) == ["evt_0", "evt_1", "evt_2", "evt_3"]
+
+    async def test_an_idle_relay_notices_and_replays_without_new_events(self, redis, keys, sink):
+        relay = OutboxRelay(redis, keys, sink, idle_check_s=0)
+        await relay.ensure_group()
+        await queue(redis, "evt_1")
+        await relay.relay_once(block_ms=10)
+        sink.forget()
+
+        assert await relay.relay_once(block_ms=10) == 0
+
+        assert sink.replayed_ids == ["evt_1"] and sink.marked
+
+    async def test_an_idle_relay_asks_at_most_once_per_interval(self, redis, keys, sink):
+        relay = OutboxRelay(redis, keys, sink, idle_check_s=3600)
+        await relay.ensure_group()
+        await queue(redis, "evt_1")
+        await relay.relay_once(block_ms=10)
+        sink.forget()
+        await relay.relay_once(block_ms=10)
+        assert sink.replayed_ids == []  # asked too recently; the next publish would see it
+
+    async def test_only_events_within_the_retention_are_replayed(self, redis, keys, sink):
+        relay = OutboxRelay(redis, keys, sink, retention_s=3600)
+        await relay.ensure_group()
+        two_hours_ago_ms = int((time.time() - 7200) * 1000)
+        await queue(redis, "evt_old", entry_id=f"{two_hours_ago_ms}-0", stream=DELIVERED)
+        await queue(redis, "evt_1")
+        await relay.relay_once(block_ms=10)
+        sink.forget()
+
+        await relay.replay()
+
+        assert sink.replayed_ids == ["evt_1"]
+
+    async def test_the_log_is_trimmed_to_the_retention(self, redis, keys, sink):
+        relay = OutboxRelay(redis, keys, sink, retention_s=3600)
+        await relay.ensure_group()
+        old_ms = int((time.time() - 7200) * 1000)
+        for n in range(3):
+            await queue(redis, f"evt_old_{n}", entry_id=f"{old_ms}-{n}", stream=DELIVERED)
+        await queue(redis, "evt_1")
+
+        await relay.relay_once(block_ms=10)
+
+        # Approximate trimming (whole nodes of the stream) on a real Redis; at most this.
+        assert "evt_1" in await delivered_ids(redis)
+        assert len(await delivered_ids(redis)) <= 4
+
+    async def test_a_replay_cut_short_leaves_the_broker_unmarked_and_runs_again(
+        self, redis, keys, sink
+    ):
+        relay = OutboxRelay(redis, keys, sink, replay_batch=2)
+        await relay.ensure_group()
+        for n in range(5):
+            await queue(redis, f"evt_{n}")
+        await relay.relay_once(block_ms=10)
+        sink.forget()
+        real_publish = sink.publish
+        calls = 0
+
+        async def second_batch_fails(events, replaying=False):
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise SinkUnavailable("broker gone again")
+            await real_publish(events, replaying)
+
+        sink.publish = second_batch_fails
+        with pytest.raises(SinkUnavailable):
+            await relay.replay()
+        assert not sink.marked and sink.replayed_ids == ["evt_0", "evt_1"]
+
+        assert await relay.replay() == 5
+
+        assert sink.marked and sink.replayed_ids == [
+            "evt_0",
+            "evt_1",
+            *(f"evt_{n}" for n in range(5)),
+        ]
+
+    async def test_the_run_loop_replays_and_goes_on(self, redis, relay, sink):
+        await queue(redis, "evt_1")
+        await relay.relay_once(block_ms=10)
+        sink.forget()
+        sink.delivered.clear()
+        await queue(redis, "evt_2")
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay.run(stop))
+        try:
+            await asyncio.wait_for(_until(lambda: "evt_2" in sink.published_ids), timeout=3)
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, timeout=2)
+        assert sink.replayed_ids == ["evt_1"] and relay.replays == 1
+
+
+async def _until(condition) -> None:
+    while not condition():  # noqa: ASYNC110 (a fake's state, polled briefly)
+        await asyncio.sleep(0.01)

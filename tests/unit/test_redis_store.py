@@ -184,7 +184,25 @@ class TestSettle:
         ((_, fields),) = await redis.xrange(outbox())
         assert fields["eventId"] == "evt_1"
         assert (fields["kind"], fields["key"]) == ("payment-succeeded", "ord_1")
-        assert json.loads(fields["value"]) == to_payload(event)
+        assert json.loads(fields["value"]) == {**to_payload(event), "sequence": 1}
+        assert await redis.get(KEYS.order_sequence("ord_1")) == "1"
+
+    async def test_each_event_of_an_order_gets_the_next_sequence_number(self, redis, payments):
+        first = a_payment("pay_1", "ord_1")
+        await payments.begin(first)
+        await settle(payments, failed(first), "evt_1")
+        other = a_payment("pay_9", "ord_9")
+        await payments.begin(other)
+        await settle(payments, succeeded(other), "evt_9")
+        second = a_payment("pay_2", "ord_1")
+        await payments.begin(second)
+        await settle(payments, succeeded(second), "evt_2")
+
+        numbered = [
+            (fields["key"], json.loads(fields["value"])["sequence"])
+            for _, fields in await redis.xrange(outbox())
+        ]
+        assert numbered == [("ord_1", 1), ("ord_9", 1), ("ord_1", 2)]
 
     async def test_a_failure_frees_the_order_and_queues_a_failed_event(self, redis, payments):
         payment = a_payment()
@@ -208,6 +226,7 @@ class TestSettle:
         assert again == paid
         assert await payments.get("pay_1") == paid
         assert await redis.xlen(outbox()) == 1
+        assert await redis.get(KEYS.order_sequence("ord_1")) == "1"  # no number spent
 
     async def test_the_stored_payment_round_trips_every_field(self, payments):
         payment = Payment.start(

@@ -157,6 +157,7 @@ class TestSettle:
         assert (value["refundId"], value["paymentAmountRefunded"], value["paymentRefunded"]) == (
             "re_1", "40.00", True,
         )  # fmt: skip
+        assert value["sequence"] == 2  # the order's payment event was 1
 
     async def test_a_failure_gives_the_amount_back(self, payments, refunds, redis):
         paid = await a_paid_payment(payments)
@@ -182,6 +183,7 @@ class TestSettle:
         assert again == first
         assert await amounts(redis) == ("1000", "0")
         assert len(await outbox(redis)) == 2  # the payment's event and this one
+        assert await redis.get(KEYS.order_sequence("ord_1")) == "2"
 
 
 async def test_pending_refunds_older_than_a_cutoff_oldest_first(payments, refunds):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+import types
+
 import pytest
 
 from raypay.tools import up
@@ -55,3 +58,22 @@ def test_a_server_that_keeps_dying_is_an_error(monkeypatch):
     with pytest.raises(StackError, match="tansu"):
         up._block([entry])
     assert entry.restarts == up.MAX_RESTARTS
+
+
+def test_a_server_that_runs_a_while_between_deaths_is_started_again_every_time(monkeypatch):
+    # A chaos run, or months of uptime, kill it many times: no crash loop, no stop.
+    clock = iter(range(0, 10_000, 60))  # a minute of life before each death
+    # up's own clock only (patching time.monotonic itself would reach the event loop).
+    fake_time = types.SimpleNamespace(monotonic=lambda: float(next(clock)), sleep=time.sleep)
+    monkeypatch.setattr(up, "time", fake_time)
+    started = []
+
+    def start():
+        started.append(FakeServer("redis-server", 100 + len(started), alive=False))
+        return started[-1]
+
+    entry = up.Supervised(FakeServer("redis-server", 1, alive=False), start)
+    ticks(monkeypatch, 3 * up.MAX_RESTARTS)
+    with pytest.raises(KeyboardInterrupt):
+        up._block([entry])
+    assert entry.restarts == 3 * up.MAX_RESTARTS and entry.quick_deaths == 0

@@ -58,7 +58,6 @@ class Figures:
     idle_ms_per_s: float = 0.0  # the relay's polling, Redis idle otherwise
     base_ms_per_s: float = 0.0  # the servers alone (cron, cluster bus, replication pings)
 
-
     def line(self) -> str:
         per = 1000 / self.payments
         net = (self.cpu_all_ms - self.base_ms_per_s * self.seconds) * per

@@ -113,10 +113,17 @@ class RaypaySide(Side):
     name = "raypay"
 
     def __init__(
-        self, data_dir: Path, config: str | None, num_cpus: int, gateway: Gateway | None = None
+        self,
+        data_dir: Path,
+        config: str | None,
+        num_cpus: int,
+        gateway: Gateway | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir, self.config, self.num_cpus = data_dir, config, num_cpus
+        self.env = env  # `raypay up`'s environment; None: this process's
+        self.state: dict | None = None  # the stack's state file, once it runs
         if gateway is not None:
             self.config = str(gateway.serve_config(config, data_dir))
 
@@ -124,7 +131,11 @@ class RaypaySide(Side):
         argv = [sys.executable, "-m", "raypay.tools.cli", "--data-dir", str(self.data_dir), "up"]
         argv += ["--num-cpus", str(self.num_cpus)]
         argv += ["--config", self.config] if self.config else []
-        env = {k: v for k, v in os.environ.items() if k not in EXTERNAL}
+        env = {k: v for k, v in (self.env or os.environ).items() if k not in EXTERNAL}
+        # HAProxy's own listeners (metrics, stats) on free ports: another stack on this
+        # machine may hold the preferred 9101 and 8404, and HAProxy would not start.
+        for name in ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT"):
+            env.setdefault(name, str(free_port()))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.data_dir / "up.log"
         started = time.monotonic()
@@ -142,6 +153,7 @@ class RaypaySide(Side):
                 raise StackError(f"raypay up {why}; log {log_path}:\n{up.log_tail(30)}")
             time.sleep(0.1)
         self.startup_s = time.monotonic() - started
+        self.state = state
         settings = Settings()
         prefix = Settings.model_fields["key_prefix"].default  # RAYPAY_KEY_PREFIX is not passed
         self.target = Target(

@@ -19,7 +19,10 @@ from raypay.tools.loadgen.plan import VISA, OrderPlan
 from raypay.tools.loadgen.stats import Sample
 
 PAYMENTS_PATH = "/v1/payments"
-RETRIABLE = frozenset({0, 429, 502, 503, 504})  # 0: no HTTP answer at all
+# Every 5xx is safe to retry (README, HTTP API). raypay's own answer to a transient
+# failure is a 503 with Retry-After; a request whose ingress replica is lost under it
+# (a node gone) gets Serve's HAProxy's plain 500, which maps 502/503/504 to 500.
+RETRIABLE = frozenset({0, 429, 500, 502, 503, 504})  # 0: no HTTP answer at all
 CLIENTS = ("aiohttp", "httpx")
 
 
@@ -105,6 +108,7 @@ class RetryPolicy:
     attempts: int = 8
     base_s: float = 0.1
     cap_s: float = 5.0
+    retriable: frozenset[int] = RETRIABLE  # statuses worth another attempt (0: no answer)
 
     def delay(self, attempt: int, retry_after: str | None, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based)."""
@@ -181,7 +185,7 @@ class Buyer:
             ended = time.perf_counter()
             t0 = self.recorder.t0
             self.recorder.add(Sample(started - t0, ended - started, answer.status, kind, attempt))
-            if answer.status not in RETRIABLE or attempt == self.policy.attempts - 1:
+            if answer.status not in self.policy.retriable or attempt == self.policy.attempts - 1:
                 break
             await asyncio.sleep(self.policy.delay(attempt, answer.retry_after, self.rng))
         return answer

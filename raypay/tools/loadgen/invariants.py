@@ -174,3 +174,15 @@ CHECKS = (
 
 def check_all(evidence: Evidence) -> list[Check]:
     return [check(evidence) for check in CHECKS]
+
+
+def charged_exactly_once(evidence: Evidence) -> Check:
+    """Stricter than ``charged at most once``, for runs whose every order must end paid
+    (a chaos run): each order exactly one succeeded payment and one charge."""
+    violations = []
+    for order_id in evidence.order_ids:
+        paid = sum(1 for p in evidence.payments.get(order_id, []) if p.status == "succeeded")
+        charges = evidence.charges.get(order_id, 0)
+        if (paid, charges) != (1, 1):
+            violations.append(f"{order_id}: {paid} succeeded payments, {charges} charges")
+    return _check("charged exactly once", violations, len(evidence.order_ids), "orders")
