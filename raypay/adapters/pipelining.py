@@ -11,6 +11,7 @@ Blocking commands (XREADGROUP with BLOCK) and MULTI pipelines must use a plain c
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -45,17 +46,32 @@ class _AutoPipeline:
             pipe.execute_command(*args, **options)
         try:
             results = await pipe.execute(raise_on_error=False)
-        except RuntimeError as exc:
+        except (RuntimeError, AttributeError) as exc:
             raise lost(exc) from exc
         for (_, future), result in zip(batch, results, strict=True):
             resolve(future, result)
 
 
+def raised_by_client(exc: BaseException) -> bool:
+    """An error redis-py's own code raised that is not a RedisError: its asyncio client,
+    when a node dies under a write, can fail with RuntimeError ("unable to perform
+    operation on <TCPTransport closed=True>") or AttributeError (a writer already None).
+    That is a lost connection, not a bug of ours."""
+    if not isinstance(exc, RuntimeError | AttributeError):
+        return False
+    tb, package = exc.__traceback__, f"{os.sep}redis{os.sep}"
+    while tb is not None:  # raised inside redis-py (or below it, in asyncio's transport)
+        if package in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def lost(exc: Exception) -> Exception:
-    """redis-py's asyncio client can raise RuntimeError ("unable to perform operation on
-    <TCPTransport closed=True>") writing to a node that just died: a lost connection."""
-    if isinstance(exc, RuntimeError) and "closed" in str(exc):
-        return RedisConnectionError(f"connection lost: {exc}")
+    """redis-py's own failure under a dying node (raised_by_client) as the
+    lost connection it is: callers and error counters see a ConnectionError."""
+    if raised_by_client(exc):
+        return RedisConnectionError(f"connection lost: {type(exc).__name__}: {exc}")
     return exc
 
 

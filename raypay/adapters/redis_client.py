@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from raypay.adapters.pipelining import PipelinedRedis, PipelinedRedisCluster
+from raypay.adapters.pipelining import PipelinedRedis, PipelinedRedisCluster, raised_by_client
 from raypay.domain.errors import StoreUnavailable
 
 
@@ -113,8 +113,7 @@ class translated:  # lower case: used like the function it replaced, `async with
         if isinstance(exc, RedisError | RedisClusterException):
             # A cluster between masters (CLUSTERDOWN, TRYAGAIN, MOVED past the retries).
             raise StoreUnavailable(f"Redis error: {type(exc).__name__}") from exc
-        if isinstance(exc, RuntimeError) and "closed" in str(exc):
-            # redis-py's asyncio client writing to a connection whose node just died
-            # ("unable to perform operation on <TCPTransport closed=True ...>").
-            raise StoreUnavailable("Redis unavailable: connection closed") from exc
+        if raised_by_client(exc):
+            raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
         return False
+
