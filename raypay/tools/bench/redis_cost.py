@@ -45,6 +45,11 @@ class DroppingSink:
 
     async def publish(self, events: list[OutgoingEvent]) -> None: ...
 
+    async def remembers(self) -> bool:  # the broker kept what was delivered: no replay
+        return True
+
+    async def mark(self) -> None: ...
+
 
 @dataclass
 class Figures:
