@@ -61,3 +61,36 @@ async def test_calls_in_later_turns_go_in_later_batches(redis):
     assert await script(keys=["a"], args=["1"]) == ["a", "1", 1]
     assert await script(keys=["a"], args=["2"]) == ["a", "2", 1]
     assert await redis.get("a") == "2"
+
+
+def test_a_batch_is_grouped_by_the_slot_of_each_calls_keys():
+    from raypay.adapters.script_batch import by_slot, packed
+
+    calls = [((["{vs1}:a", "{vs1}:b"], ["x"]), None), ((["{vs2}:c"], []), None)]
+    calls.append(((["{vs1}:d"], ["y", "z"]), None))
+    groups = by_slot(calls, lambda key: key[:5])
+    assert {slot: [c[0][0][0] for c in group] for slot, group in groups.items()} == {
+        "{vs1}": ["{vs1}:a", "{vs1}:d"],
+        "{vs2}": ["{vs2}:c"],
+    }
+    assert packed(groups["{vs1}"]) == (
+        ["{vs1}:a", "{vs1}:b", "{vs1}:d"],
+        [2, 2, 1, "x", 1, 2, "y", "z"],
+    )
+
+
+def test_redis_pys_own_failure_under_a_dying_node_is_a_lost_connection_and_ours_is_not():
+    import redis.asyncio.connection as inside_redis
+
+    from raypay.adapters.pipelining import lost, raised_by_client
+
+    try:
+        exec(compile("None.writelines([])", inside_redis.__file__, "exec"))
+    except AttributeError as exc:
+        assert raised_by_client(exc)
+        assert type(lost(exc)).__name__ == "ConnectionError"
+    try:
+        None.writelines([])  # type: ignore[attr-defined]
+    except AttributeError as exc:
+        assert not raised_by_client(exc)
+        assert lost(exc) is exc
