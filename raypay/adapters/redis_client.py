@@ -116,4 +116,3 @@ class translated:  # lower case: used like the function it replaced, `async with
         if raised_by_client(exc):
             raise StoreUnavailable(f"Redis unavailable: {type(exc).__name__}") from exc
         return False
-
