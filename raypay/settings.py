@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     # its script runs and the AOF is fsynced, behind the batch before it; on a busy host
     # that adds up to over a second now and then (README "Durability and Redis stalls"),
     # and 1.0 turned those moments into bursts of 503s. A refused connection still fails
-    # at once; only a Redis that hangs makes a request wait this long for its 503.
+    # at once; a Redis that hangs answers with a 503 within about twice this (the wait
+    # for a free connection, then for the answer: redis_client.connect).
     redis_timeout_s: float = 3.0
     gateway_timeout_s: float = 5.0
     shard_timeout_s: float = 15.0

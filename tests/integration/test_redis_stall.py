@@ -24,6 +24,7 @@ from raypay.tools.stack import free_port, start_redis
 pytestmark = pytest.mark.integration
 
 STALL_S = 1.5  # longer than the old 1 s timeout, well inside the default
+TURNS = 400  # loop turns with a write each, during the stall; the pool holds 256
 
 
 async def _write_during_a_stall(url: str, settings: Settings) -> float:
@@ -65,3 +66,32 @@ async def test_a_redis_stall_shorter_than_the_timeout_is_waited_out_not_a_503(
             await _write_during_a_stall(server.url, short)
         assert "TimeoutError" in caught.value.detail
         assert caught.value.retriable and "Retry-After" in caught.value.headers()
+
+
+async def test_more_pipelines_than_connections_during_a_stall_wait_for_one_not_a_503(
+    tmp_path: Path,
+) -> None:
+    # While Redis stalls, every loop turn's commands go out as a pipeline on a
+    # connection of their own; more turns than the pool holds must wait for one.
+    port = free_port()
+    with start_redis(tmp_path, port) as server:
+        admin = redis.Redis.from_url(server.url)
+        client = bootstrap.redis_client(Settings(redis_url=server.url))
+        try:
+            await client.ping()
+            stall = asyncio.create_task(
+                asyncio.to_thread(admin.execute_command, "DEBUG", "SLEEP", STALL_S)
+            )
+            await asyncio.sleep(0.2)
+            writes = []
+            for i in range(TURNS):
+                writes.append(asyncio.create_task(client.set(f"turn:{i}", i)))
+                for _ in range(3):  # the write's pipeline leaves before the next one
+                    await asyncio.sleep(0)
+            results = await asyncio.gather(*writes, return_exceptions=True)
+            await stall
+            assert [r for r in results if r is not True] == []
+            assert admin.get(f"turn:{TURNS - 1}") == str(TURNS - 1).encode()
+        finally:
+            await client.aclose()
+            admin.close()
