@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     topic_refund_failed: str = "refund-failed"
     key_prefix: str = "raypay"
     # Bounded waits: a dead dependency answers 503 quickly instead of hanging.
-    redis_timeout_s: float = 1.0
+    # Redis: a healthy Redis with `appendfsync always` answers a shard's batch only after
+    # its script runs and the AOF is fsynced, behind the batch before it; on a busy host
+    # that adds up to over a second now and then (README "Durability and Redis stalls"),
+    # and 1.0 turned those moments into bursts of 503s. A refused connection still fails
+    # at once; a Redis that hangs answers with a 503 within about twice this (the wait
+    # for a free connection, then for the answer: redis_client.connect).
+    redis_timeout_s: float = 3.0
     gateway_timeout_s: float = 5.0
     shard_timeout_s: float = 15.0
     # Where the embedded stack keeps Redis's append-only files and its state file.

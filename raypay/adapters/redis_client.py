@@ -42,6 +42,12 @@ def connect(
     finds the others; it has no URL scheme of its own).
     ``pipelined``: concurrent single commands share round trips (pipelining.py).
     ``on_error``: called for every command that fails because Redis is away (metrics).
+
+    On one Redis, a command that finds all ``max_connections`` busy waits up to
+    ``timeout_s`` for one (a blocking pool) instead of failing at once: while Redis
+    stalls, every loop turn's pipeline holds a connection, and a plain pool ran out
+    within a second (README: "Durability and Redis stalls"). A hung Redis therefore
+    answers a command with an error within about twice ``timeout_s``.
     """
     options: dict[str, Any] = {
         "decode_responses": True,
@@ -55,9 +61,11 @@ def connect(
         # retry for a moved slot or a refused connection, then the error.
         options["retry"] = Retry(ExponentialBackoff(cap=0.2, base=0.05), 2)
         client_class: Any = PipelinedRedisCluster if pipelined else RedisCluster
+        client = client_class.from_url(url, **options)
     else:
         client_class = PipelinedRedis if pipelined else aioredis.Redis
-    client = client_class.from_url(url, **options)
+        pool = aioredis.BlockingConnectionPool.from_url(url, timeout=timeout_s, **options)
+        client = client_class.from_pool(pool)  # the client owns (and closes) its pool
     return count_errors(client, on_error) if on_error is not None else client
 
 
