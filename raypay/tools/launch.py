@@ -298,20 +298,28 @@ def wait_ready(
     timeout: float = 120.0,
     report: Callable[[str], None] = print,
     every: float = 5.0,
+    streak: int = 1,
 ) -> None:
-    """Poll ``url`` until 200; StackError on DEPLOY_FAILED or after ``timeout``."""
+    """Poll ``url`` until ``streak`` answers in a row are 200, each on a new connection;
+    StackError on DEPLOY_FAILED or after ``timeout``. Several nodes' proxies share one
+    port (SO_REUSEPORT) and the kernel gives each new connection to one of them, so a
+    streak is what shows that every node's proxy has the app's routes, not just one."""
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     next_report = started + every
-    last = "no answer yet"
+    last, good = "no answer yet", 0
     while time.monotonic() < deadline:
         try:
             response = httpx.get(url, timeout=2.0)
             if response.status_code == 200:
-                return
+                good += 1
+                if good >= streak:
+                    return
+                continue
             last = f"HTTP {response.status_code}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             last = f"{type(exc).__name__}"
+        good = 0
         statuses = app_statuses(app_names)
         failed = {n: m for n, (s, m) in statuses.items() if s.endswith("DEPLOY_FAILED")}
         if failed:

@@ -290,7 +290,10 @@ def _start_app(
     http_port = launch.deploy(config, ray_info.dashboard_url)
     api = f"http://{local_host}:{http_port}" + (config.applications[0].route_prefix or "/")
     api = api.rstrip("/")
-    launch.wait_ready(f"{api}/readyz", app_names, options.ready_timeout, report=_say)
+    # On several nodes each new connection lands on one node's proxy: 10 answers a node
+    # in a row, so a proxy still without the routes is missed with odds ~(1 - 1/n)^(10n).
+    streak = 1 if options.nodes <= 1 else 10 * options.nodes
+    launch.wait_ready(f"{api}/readyz", app_names, options.ready_timeout, report=_say, streak=streak)
     state = {
         "api_url": api,
         "docs_url": f"{api}/docs",
