@@ -103,6 +103,12 @@ def encode(event: PaymentEvent | RefundEvent) -> str:
     return json.dumps(to_payload(event), separators=(",", ":"))
 
 
+def outbox_args(event: PaymentEvent | RefundEvent) -> list[str]:
+    """The event's part of a settle script's ARGV, the same for payments and refunds:
+    kind, key, value (:func:`encode`), eventId, requestId (or "")."""
+    return [event.type.value, event.key, encode(event), event.event_id, event.request_id or ""]
+
+
 def sequenced(text: str, sequence: int) -> str:
     """What :func:`sequence_lua` makes of :func:`encode`'s text: ``sequence`` added last."""
     return f'{text[:-1]},"sequence":{sequence}}}'

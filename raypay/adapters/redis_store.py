@@ -13,7 +13,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.event_payload import encode, sequence_lua
+from raypay.adapters.event_payload import outbox_args, sequence_lua
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import (
     from_record,
@@ -143,11 +143,7 @@ class RedisPayments:
                 args=[
                     payment.payment_id,
                     payment.status.value,
-                    event.type.value,
-                    event.key,
-                    encode(event),
-                    event.event_id,
-                    event.request_id or "",
+                    *outbox_args(event),
                     *flat(outcome_record(payment)),
                 ],
             )

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import redis.asyncio as aioredis
 
-from raypay.adapters.event_payload import encode, sequence_lua
+from raypay.adapters.event_payload import outbox_args, sequence_lua
 from raypay.adapters.keys import Keys
 from raypay.adapters.records import refund_from_record, refund_record
 from raypay.adapters.redis_client import Replicas, translated
@@ -140,11 +140,7 @@ class RedisRefunds:
                 args=[
                     refund.refund_id,
                     refund.status.value,
-                    event.type.value,
-                    event.key,
-                    encode(event),
-                    event.event_id,
-                    event.request_id or "",
+                    *outbox_args(event),
                     *flat(refund_record(refund)),
                 ],
             )
