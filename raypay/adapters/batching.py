@@ -1,7 +1,10 @@
 """Micro-batching of calls between processes, in plain asyncio (no Ray here).
 
 A process hop costs far more than the work it carries, so callers gather the calls
-they make within a short window into one batch (``MicroBatcher``), and the callee
+they make into one batch (``MicroBatcher``): a call made while no batch is out leaves on
+the next loop turn (with the calls of the same turn); while one is out, calls wait up to
+a window for companions, and leave early when the last batch out returns. The batches
+grow with the load and a lone call never waits. The callee
 answers a batch with ``TicketBox``: what finished within ``hold_s`` is answered at
 once, the rest with a ``Ticket`` to collect later, so one slow item (a gateway
 timeout) never holds up the answers of the fast ones in its batch.
@@ -22,8 +25,10 @@ Pending = list[tuple[Any, "asyncio.Future[Any]"]]
 
 
 class MicroBatcher(Generic[T, R]):
-    """Collects ``submit`` calls for ``window_s`` (or until ``max_size``) and hands
-    them to ``flush`` as one list of (item, future); ``flush`` resolves the futures."""
+    """Collects ``submit`` calls and hands them to ``flush`` as one list of (item,
+    future); ``flush`` resolves the futures. A batch leaves when it has ``max_size``
+    calls; else on the next loop turn if no batch is out, or after ``window_s`` (or
+    when the last batch out returns, if sooner) while one is."""
 
     def __init__(
         self,
@@ -43,7 +48,7 @@ class MicroBatcher(Generic[T, R]):
         if len(self._pending) >= self.max_size:
             self._send()
         elif self._timer is None:
-            self._timer = loop.call_later(self.window_s, self._send)
+            self._timer = loop.call_later(self.window_s if self._tasks else 0, self._send)
         return await future
 
     def _send(self) -> None:
@@ -54,7 +59,12 @@ class MicroBatcher(Generic[T, R]):
         if batch:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._returned)
+
+    def _returned(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks and self._pending:  # nothing out: waiting gathers no more
+            self._send()
 
     async def _run(self, batch: Pending) -> None:
         try:

@@ -37,6 +37,51 @@ async def test_a_full_batch_leaves_without_waiting_for_the_window():
     assert recorder.batches == [[0, 1, 2], [3, 4, 5]]
 
 
+async def test_a_lone_call_leaves_without_waiting_for_the_window():
+    recorder = Recorder()
+    batcher = MicroBatcher(recorder.flush, window_s=10)
+    assert await asyncio.wait_for(batcher.submit(7), 1) == 70
+
+
+class Gate(Recorder):
+    """A callee that holds each batch until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def flush(self, batch) -> None:
+        await self.release.wait()
+        await super().flush(batch)
+
+
+async def test_while_a_batch_is_out_calls_wait_for_companions_until_it_returns():
+    gate = Gate()
+    batcher = MicroBatcher(gate.flush, window_s=10)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)  # the first batch is out, held by the callee
+    later = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3)]
+    await asyncio.sleep(0.01)
+    later.append(asyncio.ensure_future(batcher.submit(4)))  # a later loop turn
+    await asyncio.sleep(0.01)
+    assert not any(f.done() for f in [first, *later])
+    gate.release.set()  # the batch out returns: the waiting calls leave together
+    assert await asyncio.wait_for(asyncio.gather(first, *later), 1) == [10, 20, 30, 40]
+    assert gate.batches == [[1], [2, 3, 4]]
+
+
+async def test_while_a_batch_is_out_calls_leave_after_the_window():
+    gate = Gate()
+    batcher = MicroBatcher(gate.flush, window_s=0.02)
+    stuck = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0.05)  # the window has passed: the second batch is out too
+    assert len(batcher._tasks) == 2
+    gate.release.set()
+    assert await asyncio.wait_for(asyncio.gather(stuck, waiting), 1) == [10, 20]
+
+
 async def test_an_error_reaches_only_its_own_caller():
     batcher = MicroBatcher(Recorder().flush, window_s=0.001)
     good, bad = await asyncio.gather(batcher.submit(1), batcher.submit(-1), return_exceptions=True)
