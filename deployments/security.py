@@ -66,14 +66,15 @@ class Admission:
         config: AdmissionConfig = scope["app"].state.admission
         headers = {name: value for name, value in scope["headers"]}
         has_body = scope["method"] in BODY_METHODS
-        limit = config.limit_for(problems.route_path(scope))
+        path = problems.route_path(scope)
+        limit = config.limit_for(path)
         length = headers.get(b"content-length", b"").decode("latin-1")
         if has_body and length and (not length.isdigit() or int(length) > limit):
             raise PayloadTooLarge(f"body is larger than {limit} bytes")
 
         token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
         principal = await config.keyring.principal(token) if token else None
-        if principal is None and problems.route_path(scope) not in OPEN_PATHS:
+        if principal is None and path not in OPEN_PATHS:
             raise Unauthorized(
                 "send Authorization: Bearer <API key>"
                 if token is None
@@ -81,15 +82,17 @@ class Admission:
             )
         scope[PRINCIPAL] = principal
 
-        if not has_body or not routed(scope):
+        if not has_body or not routed(scope, path):
             return receive  # nothing to read: the router answers 404 or 405 (with Allow)
         if not is_json_media_type(headers.get(b"content-type", b"").decode("latin-1")):
             raise UnsupportedMediaType("send the body as application/json")
         return await _buffered(receive, limit)
 
 
-def routed(scope: dict[str, Any]) -> bool:
+def routed(scope: dict[str, Any], path: str) -> bool:
     """Whether a route of the app takes this method on this path."""
+    if path == problems.PAYMENTS_PATH and scope["method"] == "POST":
+        return True  # every payment: skip matching the app's ~20 routes (~3 % of the replica)
     return any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes)
 
 

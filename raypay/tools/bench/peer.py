@@ -355,7 +355,11 @@ async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         await peer.redis.aclose()
 
 
-app = FastAPI(title="raypay peer (FastAPI, uvicorn, no Ray, no raypay module)", lifespan=lifespan)
+app = FastAPI(
+    title="raypay peer (FastAPI, uvicorn, no Ray, no raypay module)",
+    lifespan=lifespan,
+    telemetry={"tracing": False, "metrics": False, "logs": False},  # as raypay: no OTel
+)
 
 
 @app.exception_handler(RequestValidationError)
