@@ -110,8 +110,9 @@ class AppArgs(BaseModel):
     gateway_pool: int = Field(2, ge=1, le=64)
     simulator: SimulatorArgs = SimulatorArgs()
     sweep_after_s: float = Field(60.0, gt=0)
-    # One Ray call per batch of the calls made within this window (0: same loop turn).
-    batch_window_ms: float = Field(1.0, ge=0, le=50)
+    # While a batch to an actor is out, calls wait up to this for companions (a call
+    # made with none out leaves on the next loop turn): raypay/adapters/batching.py.
+    batch_window_ms: float = Field(10.0, ge=0, le=50)
     # A batch is answered after at most this long; slower items are collected later.
     batch_hold_ms: float = Field(500.0, ge=1, le=5000)
 

@@ -159,7 +159,7 @@ class TopologyConfig:
     gateway_pool: int = 1
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     sweep_after_s: float = 60.0
-    batch_window_s: float = 0.001  # one Ray call per batch of the calls in this window
+    batch_window_s: float = 0.01  # while a batch is out, calls wait up to this for companions
     batch_hold_s: float = 0.5  # a batch answers after at most this; slower items follow
 
 
