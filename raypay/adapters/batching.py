@@ -13,6 +13,7 @@ timeout) never holds up the answers of the fast ones in its batch.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -57,7 +58,13 @@ class MicroBatcher(Generic[T, R]):
             self._timer = None
         batch, self._pending = self._pending, []
         if batch:
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            # A batch belongs to no one caller: run it in a context of its own. In the
+            # caller's context (Ray keeps the current task in a contextvar), the calls it
+            # makes counted as that caller's child tasks, and cancelling the caller
+            # cancelled them: a whole gateway batch failed with TaskCancelledError.
+            task = asyncio.get_running_loop().create_task(
+                self._run(batch), context=contextvars.Context()
+            )
             self._tasks.add(task)
             task.add_done_callback(self._returned)
 

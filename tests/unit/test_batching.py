@@ -4,6 +4,7 @@ answered later with a ticket, never holding up the fast ones."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 
 import pytest
 
@@ -80,6 +81,28 @@ async def test_while_a_batch_is_out_calls_leave_after_the_window():
     assert len(batcher._tasks) == 2
     gate.release.set()
     assert await asyncio.wait_for(asyncio.gather(stuck, waiting), 1) == [10, 20]
+
+
+CALLER = contextvars.ContextVar("caller", default=None)
+
+
+async def test_a_batch_runs_in_no_callers_context():
+    seen = []
+
+    async def flush(batch) -> None:
+        seen.append(CALLER.get())
+        for item, future in batch:
+            resolve(future, item)
+
+    batcher = MicroBatcher(flush, window_s=0.01)
+
+    async def call(name: str, item: int) -> int:
+        CALLER.set(name)  # as Ray marks the task a call runs in
+        return await batcher.submit(item)
+
+    assert await asyncio.gather(call("first", 1), call("second", 2)) == [1, 2]
+    assert await call("third", 3) == 3  # sent when the loop turn ends, nothing out
+    assert seen == [None, None]
 
 
 async def test_an_error_reaches_only_its_own_caller():
