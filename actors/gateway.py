@@ -89,7 +89,7 @@ class ActorPoolGateway:
     and a call that takes longer than ``timeout_s`` is a GatewayUnavailable."""
 
     def __init__(
-        self, pool: list[ray.actor.ActorHandle], timeout_s: float, batch_window_s: float = 0.01
+        self, pool: list[ray.actor.ActorHandle], timeout_s: float, batch_window_s: float
     ) -> None:
         self.pool, self.timeout_s = pool, timeout_s
         self._charge = [BatchedMethod(actor, "charge_many", batch_window_s) for actor in pool]

@@ -40,12 +40,7 @@ class LeanPaymentRoute:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         ingress = getattr(scope["app"].state, "lean_payments", None) if "app" in scope else None
-        if (
-            ingress is None
-            or scope["type"] != "http"
-            or scope["method"] != "POST"
-            or problems.route_path(scope) != problems.PAYMENTS_PATH
-        ):
+        if ingress is None or scope["type"] != "http" or not problems.is_payment_request(scope):
             return await self.app(scope, receive, send)
         response = await answer(ingress, scope, receive)
         await response(scope, receive, send)

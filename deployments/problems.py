@@ -109,12 +109,17 @@ def route_path(scope: dict[str, Any]) -> str:
     return path
 
 
+def is_payment_request(scope: dict[str, Any]) -> bool:
+    """POST /v1/payments: the request the lean route answers and the recorder counts."""
+    return scope.get("method") == "POST" and route_path(scope) == PAYMENTS_PATH
+
+
 def refusal(
     scope: dict[str, Any], body: dict, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """The response to a request refused before its route ran; a POST /v1/payments
     counts as a ``rejected`` payment request with the problem's code."""
-    if scope.get("method") == "POST" and route_path(scope) == PAYMENTS_PATH:
+    if is_payment_request(scope):
         recorder = getattr(scope["app"].state, "recorder", None)
         if recorder is not None:
             recorder.refused(body["code"])

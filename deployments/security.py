@@ -82,16 +82,16 @@ class Admission:
             )
         scope[PRINCIPAL] = principal
 
-        if not has_body or not routed(scope, path):
+        if not has_body or not routed(scope):
             return receive  # nothing to read: the router answers 404 or 405 (with Allow)
         if not is_json_media_type(headers.get(b"content-type", b"").decode("latin-1")):
             raise UnsupportedMediaType("send the body as application/json")
         return await _buffered(receive, limit)
 
 
-def routed(scope: dict[str, Any], path: str) -> bool:
+def routed(scope: dict[str, Any]) -> bool:
     """Whether a route of the app takes this method on this path."""
-    if path == problems.PAYMENTS_PATH and scope["method"] == "POST":
+    if problems.is_payment_request(scope):
         return True  # every payment: skip matching the app's ~20 routes (~3 % of the replica)
     return any(route.matches(scope)[0] is Match.FULL for route in scope["app"].router.routes)
 
